@@ -1,1 +1,1 @@
-//! layer
+//! layer (in progress)

@@ -1,1 +1,4 @@
-//! store
+//! store (in progress)
+pub struct ImageStore;
+pub struct ImageRecord;
+pub struct LoadedImage;

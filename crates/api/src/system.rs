@@ -1,0 +1,30 @@
+//! System and other-object endpoints (`/info`, `/version`, networks, volumes for `inspect`).
+
+use crate::client::Client;
+use crate::error::Result;
+use crate::models::{SystemInfo, SystemVersion};
+use crate::query::path_segment;
+
+impl Client {
+    pub async fn info(&self) -> Result<SystemInfo> {
+        self.get_json("/info").await
+    }
+
+    pub async fn info_raw(&self) -> Result<serde_json::Value> {
+        self.get_json("/info").await
+    }
+
+    pub async fn version(&self) -> Result<SystemVersion> {
+        self.get_json("/version").await
+    }
+
+    pub async fn network_inspect_raw(&self, name: &str) -> Result<serde_json::Value> {
+        self.get_json(&format!("/networks/{}", path_segment(name)))
+            .await
+    }
+
+    pub async fn volume_inspect_raw(&self, name: &str) -> Result<serde_json::Value> {
+        self.get_json(&format!("/volumes/{}", path_segment(name)))
+            .await
+    }
+}

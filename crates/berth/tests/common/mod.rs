@@ -646,3 +646,122 @@ pub fn unique(prefix: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
     format!("{prefix}{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
+
+/// Which command-line client drives the daemon: the same test runs through both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    Berth,
+    Docker,
+}
+pub const CLIENTS: [Client; 2] = [Client::Berth, Client::Docker];
+
+impl Client {
+    pub fn name(self) -> &'static str {
+        match self {
+            Client::Berth => "berth",
+            Client::Docker => "docker",
+        }
+    }
+}
+
+/// Drives a command in a pseudo-terminal: waits for each `expect` text, then types `send`.
+/// Prints everything the terminal showed and exits with the command's exit code.
+const PTY_DRIVER: &str = r#"
+import json, os, pty, select, sys, time
+steps = json.loads(os.environ['PTY_STEPS'])
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+buf = b''
+status = None
+def pump(timeout):
+    global buf
+    r, _, _ = select.select([fd], [], [], timeout)
+    if not r:
+        return True
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        return False
+    if not data:
+        return False
+    buf += data
+    return True
+for expect, send in steps:
+    if expect:
+        end = time.time() + 20
+        while expect.encode() not in buf:
+            if time.time() > end or not pump(max(0.0, end - time.time())):
+                sys.stdout.write(buf.decode('utf-8', 'replace'))
+                sys.stderr.write('pty driver: no %r on the terminal\n' % expect)
+                os.kill(pid, 9)
+                sys.exit(99)
+    if send:
+        time.sleep(0.1)
+        os.write(fd, send.encode())
+end = time.time() + 20
+while time.time() < end:
+    done, st = os.waitpid(pid, os.WNOHANG)
+    if done:
+        status = st
+        break
+    if not pump(0.1):
+        _, status = os.waitpid(pid, 0)
+        break
+while pump(0.05):
+    if not select.select([fd], [], [], 0)[0]:
+        break
+sys.stdout.write(buf.decode('utf-8', 'replace'))
+if status is None:
+    os.kill(pid, 9)
+    sys.stderr.write('pty driver: the command did not exit\n')
+    sys.exit(98)
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+
+impl TestDaemon {
+    /// `CLIENT ARGS`, asserting exit 0; returns trimmed stdout.
+    pub fn cli_ok(&self, client: Client, args: &[&str]) -> String {
+        let out = self.cli(client, args);
+        assert_success(&format!("{} {}", client.name(), args.join(" ")), &out);
+        stdout(&out).trim().to_string()
+    }
+
+    pub fn cli(&self, client: Client, args: &[&str]) -> Output {
+        match client {
+            Client::Berth => self.berth(args),
+            Client::Docker => self.docker(args),
+        }
+    }
+
+    pub fn cli_stdin(&self, client: Client, args: &[&str], input: &[u8]) -> Output {
+        match client {
+            Client::Berth => self.berth_stdin(args, input),
+            Client::Docker => self.docker_stdin(args, input),
+        }
+    }
+
+    pub fn cli_cmd(&self, client: Client, args: &[&str]) -> Command {
+        match client {
+            Client::Berth => self.berth_cmd(args),
+            Client::Docker => self.docker_cmd(args),
+        }
+    }
+
+    /// Run `CLIENT ARGS` in a pty, typing `send` after seeing `expect` for each step.
+    pub fn in_pty(&self, client: Client, args: &[&str], steps: &[(&str, &str)]) -> Output {
+        let cmd = self.cli_cmd(client, args);
+        let mut py = Command::new("python3");
+        py.arg("-c").arg(PTY_DRIVER).arg(cmd.get_program()).args(cmd.get_args());
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => py.env(k, v),
+                None => py.env_remove(k),
+            };
+        }
+        let steps = serde_json::to_string(&steps.iter().map(|(e, s)| vec![*e, *s]).collect::<Vec<_>>())
+            .expect("serialize pty steps");
+        py.env("PTY_STEPS", steps).current_dir(&self.dir);
+        run_bounded(py, None, COMMAND_TIMEOUT)
+    }
+}

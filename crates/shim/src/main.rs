@@ -119,7 +119,17 @@ fn create(args: &Args) -> Result<Created, ShimError> {
         let (s, c) = stdio::pipes(args.stdin).map_err(ShimError::io("pipes"))?;
         (Some(s), c)
     };
-    let spawned = runtime.create(child_io)?;
+    let spawned = match runtime.create(child_io) {
+        Ok(s) => s,
+        Err(e) => {
+            // The failed init exits on its own; reap it so its cgroup can be removed.
+            reap_children_for(std::time::Duration::from_secs(1));
+            if let Err(c) = runtime.cleanup() {
+                eprintln!("berth-shim: cleanup after a failed create: {c}");
+            }
+            return Err(e);
+        }
+    };
     let io = match (shim_io, spawned.master) {
         (_, Some(master)) => {
             stdio::ShimIo::from_master(master, args.stdin).map_err(ShimError::io("pty"))?
@@ -138,6 +148,18 @@ fn create(args: &Args) -> Result<Created, ShimError> {
         log,
         io,
     })
+}
+
+/// Reap exited children until none is left or `limit` has passed.
+fn reap_children_for(limit: std::time::Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        match rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG) {
+            Ok(Some(_)) => continue,
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Err(_) => return, // ECHILD: no children left
+        }
+    }
 }
 
 /// Write the one ready line on stdout, then point stdout at /dev/null so the daemon's pipe sees EOF.

@@ -1,0 +1,1 @@
+//! Driving an OCI runtime binary (runc).

@@ -12,6 +12,14 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// The shim reaps with waitpid(-1): tests that run shims in this process take turns, or one
+/// shim would reap another's children.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Runs `args` on the host; gated on a fifo until start.
 struct HostRuntime {
     args: Vec<String>,
@@ -104,6 +112,7 @@ fn frames(mut raw: &[u8]) -> Vec<(u8, String)> {
 
 #[test]
 fn attach_start_stdin_exec_wait_and_exit_record() {
+    let _turn = serial();
     let dir = std::env::temp_dir().join(format!("bshl{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("mkdir");
     let fifo = dir.join("gate");
@@ -215,4 +224,79 @@ fn request_nowait(sock: &Path, line: &str) -> ((), BufReader<UnixStream>) {
     s.write_all(line.as_bytes()).expect("send");
     s.write_all(b"\n").expect("send");
     ((), BufReader::new(s))
+}
+
+struct Fixture {
+    dir: PathBuf,
+    sock: PathBuf,
+    server: std::thread::JoinHandle<std::io::Result<Option<ExitRecord>>>,
+}
+
+/// Create `script` under a host runtime, gated, with the shim serving in a thread.
+fn fixture(tag: &str, script: &str, tty: bool, with_stdin: bool) -> Fixture {
+    let dir = std::env::temp_dir().join(format!("bsh{tag}{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let fifo = dir.join("gate");
+    assert!(Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success());
+    let sock = dir.join("s.sock");
+    let listener = UnixListener::bind(&sock).expect("bind");
+    let log = JsonLog::open(&dir.join("log.json")).expect("log");
+    let mut rt = HostRuntime { args: vec!["/bin/busybox".into(), "sh".into(), "-c".into(), script.into()], fifo };
+    let (shim_io, child_io) = if tty { stdio::pty(with_stdin) } else { stdio::pipes(with_stdin) }.expect("stdio");
+    let pid = rt.create(child_io).expect("create").pid;
+    let shim = Shim::new(rt, listener, sock.clone(), dir.clone(), log, pid, shim_io).expect("shim");
+    Fixture { dir, sock, server: std::thread::spawn(move || shim.run()) }
+}
+
+impl Fixture {
+    fn finish(self) -> ExitRecord {
+        let rec = self.server.join().expect("thread").expect("run").expect("exit record");
+        std::fs::remove_dir_all(&self.dir).expect("cleanup");
+        rec
+    }
+}
+
+#[test]
+fn kill_records_the_signal_and_state_follows() {
+    let _turn = serial();
+    let f = fixture("k", "exec /bin/busybox sleep 1000", false, false);
+    let (r, _) = request(&f.sock, r#"{"op":"start"}"#);
+    assert!(r.ok);
+    let (st, _) = request(&f.sock, r#"{"op":"state"}"#);
+    assert_eq!(st.status, Some(crate::shim_protocol::Status::Running));
+    let (_, mut wait) = request_nowait(&f.sock, r#"{"op":"wait"}"#);
+    let (k, _) = request(&f.sock, r#"{"op":"kill","signal":15}"#);
+    assert!(k.ok, "{k:?}");
+    let mut line = String::new();
+    wait.read_line(&mut line).expect("wait");
+    let waited: Response = serde_json::from_str(&line).expect("json");
+    assert_eq!(waited.exit_code, Some(143));
+    let rec = f.finish();
+    assert_eq!((rec.exit_code, rec.signal), (143, Some(15)));
+}
+
+#[test]
+fn tty_is_raw_and_resizable() {
+    let _turn = serial();
+    let f = fixture("t", "/bin/busybox stty size; read x; /bin/busybox stty size", true, true);
+    let (r, _) = request(&f.sock, r#"{"op":"resize","height":30,"width":100,"exec_pid":null}"#);
+    assert!(r.ok, "{r:?}");
+    let (_, mut attach) =
+        request(&f.sock, r#"{"op":"attach","stdin":true,"stdout":true,"stderr":true,"close_stdin_on_eof":true}"#);
+    let (r, _) = request(&f.sock, r#"{"op":"start"}"#);
+    assert!(r.ok);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&got).contains("30 100") {
+        let n = attach.read(&mut buf).expect("read");
+        assert!(n > 0, "{:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let (r, _) = request(&f.sock, r#"{"op":"resize","height":40,"width":120}"#);
+    assert!(r.ok);
+    attach.get_mut().write_all(b"\n").expect("stdin");
+    attach.read_to_end(&mut got).expect("rest");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("30 100\r\n") && text.contains("40 120\r\n"), "{text:?}");
+    assert_eq!(f.finish().exit_code, 0);
 }

@@ -237,20 +237,46 @@ fn fixture(tag: &str, script: &str, tty: bool, with_stdin: bool) -> Fixture {
     let dir = std::env::temp_dir().join(format!("bsh{tag}{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("mkdir");
     let fifo = dir.join("gate");
-    assert!(Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success());
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo")
+        .success());
     let sock = dir.join("s.sock");
     let listener = UnixListener::bind(&sock).expect("bind");
     let log = JsonLog::open(&dir.join("log.json")).expect("log");
-    let mut rt = HostRuntime { args: vec!["/bin/busybox".into(), "sh".into(), "-c".into(), script.into()], fifo };
-    let (shim_io, child_io) = if tty { stdio::pty(with_stdin) } else { stdio::pipes(with_stdin) }.expect("stdio");
+    let mut rt = HostRuntime {
+        args: vec![
+            "/bin/busybox".into(),
+            "sh".into(),
+            "-c".into(),
+            script.into(),
+        ],
+        fifo,
+    };
+    let (shim_io, child_io) = if tty {
+        stdio::pty(with_stdin)
+    } else {
+        stdio::pipes(with_stdin)
+    }
+    .expect("stdio");
     let pid = rt.create(child_io).expect("create").pid;
     let shim = Shim::new(rt, listener, sock.clone(), dir.clone(), log, pid, shim_io).expect("shim");
-    Fixture { dir, sock, server: std::thread::spawn(move || shim.run()) }
+    Fixture {
+        dir,
+        sock,
+        server: std::thread::spawn(move || shim.run()),
+    }
 }
 
 impl Fixture {
     fn finish(self) -> ExitRecord {
-        let rec = self.server.join().expect("thread").expect("run").expect("exit record");
+        let rec = self
+            .server
+            .join()
+            .expect("thread")
+            .expect("run")
+            .expect("exit record");
         std::fs::remove_dir_all(&self.dir).expect("cleanup");
         rec
     }
@@ -278,11 +304,21 @@ fn kill_records_the_signal_and_state_follows() {
 #[test]
 fn tty_is_raw_and_resizable() {
     let _turn = serial();
-    let f = fixture("t", "/bin/busybox stty size; read x; /bin/busybox stty size", true, true);
-    let (r, _) = request(&f.sock, r#"{"op":"resize","height":30,"width":100,"exec_pid":null}"#);
+    let f = fixture(
+        "t",
+        "/bin/busybox stty size; read x; /bin/busybox stty size",
+        true,
+        true,
+    );
+    let (r, _) = request(
+        &f.sock,
+        r#"{"op":"resize","height":30,"width":100,"exec_pid":null}"#,
+    );
     assert!(r.ok, "{r:?}");
-    let (_, mut attach) =
-        request(&f.sock, r#"{"op":"attach","stdin":true,"stdout":true,"stderr":true,"close_stdin_on_eof":true}"#);
+    let (_, mut attach) = request(
+        &f.sock,
+        r#"{"op":"attach","stdin":true,"stdout":true,"stderr":true,"close_stdin_on_eof":true}"#,
+    );
     let (r, _) = request(&f.sock, r#"{"op":"start"}"#);
     assert!(r.ok);
     let mut got = Vec::new();
@@ -297,6 +333,9 @@ fn tty_is_raw_and_resizable() {
     attach.get_mut().write_all(b"\n").expect("stdin");
     attach.read_to_end(&mut got).expect("rest");
     let text = String::from_utf8_lossy(&got);
-    assert!(text.contains("30 100\r\n") && text.contains("40 120\r\n"), "{text:?}");
+    assert!(
+        text.contains("30 100\r\n") && text.contains("40 120\r\n"),
+        "{text:?}"
+    );
     assert_eq!(f.finish().exit_code, 0);
 }

@@ -15,10 +15,7 @@ mod stdio;
 #[cfg(test)]
 mod loop_tests;
 
-// Until berth-runtime declares `pub mod shim_protocol`, the shared file is compiled in here.
-#[path = "../../runtime/src/shim_protocol.rs"]
-#[allow(dead_code)]
-mod shim_protocol;
+use berth_runtime::shim_protocol;
 
 use args::Args;
 use backend::{ContainerRuntime, ShimError};

@@ -35,6 +35,9 @@ cleanup() {
     # Mounts under the bench dir, deepest first.
     awk -v d="$dir" '$5 ~ "^"d {print length($5), $5}' /proc/self/mountinfo | sort -rn | cut -d' ' -f2- |
         while read -r m; do umount -l "$m"; done
+    for cg in /sys/fs/cgroup/*/berth-bench; do
+        [ -d "$cg" ] && { rmdir "$cg"/* 2>/dev/null; rmdir "$cg" 2>/dev/null; }
+    done
     rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -80,18 +83,18 @@ results=()   # "name|median ms|stddev ms" or "name|note"
 bench() { # bench NAME PREPARE COMMAND
     local name=$1 prepare=$2 cmd=$3 json=$dir/h-$RANDOM.json
     echo "+ hyperfine: $name" >&2
-    if hyperfine -N --style none --warmup 3 --runs "$runs" --prepare "$prepare" --export-json "$json" "$cmd" >/dev/null 2>"$dir/hyperfine.err"; then
+    if hyperfine --style none --warmup 3 --runs "$runs" --prepare "$prepare" --export-json "$json" "$cmd" >/dev/null 2>"$dir/hyperfine.err"; then
         results+=("$name|$(jq -r '.results[0] | "\(.median*1000*100|round/100) ms|± \(.stddev*1000*100|round/100) ms"' "$json")")
     else
         results+=("$name|failed: $(tail -n1 "$dir/hyperfine.err")")
     fi
 }
 bench "berth run --rm busybox true" "true" "$berth run --rm busybox true"
-bench "berth runtime run (bundle)" "$berth runtime --root $dir/rt delete --force bench-berth" \
+bench "berth runtime run (bundle)" "$berth runtime --root $dir/rt delete --force bench-berth 2>/dev/null || true" \
     "$berth runtime --root $dir/rt run --bundle $bundle bench-berth"
-bench "runc run (bundle)" "runc --root $dir/runc delete -f bench-runc" "runc --root $dir/runc run --bundle $bundle bench-runc"
+bench "runc run (bundle)" "runc --root $dir/runc delete -f bench-runc 2>/dev/null || true" "runc --root $dir/runc run --bundle $bundle bench-runc"
 if command -v crun >/dev/null; then
-    bench "crun run (bundle)" "crun --root $dir/crun delete -f bench-crun" "crun --root $dir/crun run --bundle $bundle bench-crun"
+    bench "crun run (bundle)" "crun --root $dir/crun delete -f bench-crun 2>/dev/null || true" "crun --root $dir/crun run --bundle $bundle bench-crun"
 else
     results+=("crun run (bundle)|not installed")
 fi

@@ -37,7 +37,11 @@ pub struct ImageConfig {
     pub config: RunConfig,
     #[serde(default, deserialize_with = "null_default")]
     pub rootfs: RootFs,
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub history: Vec<HistoryEntry>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
@@ -56,33 +60,65 @@ pub struct ImageConfig {
 pub struct RunConfig {
     #[serde(rename = "Hostname", default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
-    #[serde(rename = "Domainname", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Domainname",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub domainname: Option<String>,
     #[serde(rename = "User", default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    #[serde(rename = "ExposedPorts", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ExposedPorts",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub exposed_ports: Option<BTreeMap<String, EmptyObject>>,
     #[serde(rename = "Env", default, skip_serializing_if = "Option::is_none")]
     pub env: Option<Vec<String>>,
-    #[serde(rename = "Entrypoint", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Entrypoint",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub entrypoint: Option<Vec<String>>,
     #[serde(rename = "Cmd", default, skip_serializing_if = "Option::is_none")]
     pub cmd: Option<Vec<String>>,
-    #[serde(rename = "Healthcheck", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Healthcheck",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub healthcheck: Option<Value>,
-    #[serde(rename = "ArgsEscaped", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ArgsEscaped",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub args_escaped: Option<bool>,
     #[serde(rename = "Volumes", default, skip_serializing_if = "Option::is_none")]
     pub volumes: Option<BTreeMap<String, EmptyObject>>,
-    #[serde(rename = "WorkingDir", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "WorkingDir",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub working_dir: Option<String>,
     #[serde(rename = "OnBuild", default, skip_serializing_if = "Option::is_none")]
     pub on_build: Option<Vec<String>>,
     #[serde(rename = "Labels", default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
-    #[serde(rename = "StopSignal", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "StopSignal",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub stop_signal: Option<String>,
-    #[serde(rename = "StopTimeout", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "StopTimeout",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub stop_timeout: Option<i64>,
     #[serde(rename = "Shell", default, skip_serializing_if = "Option::is_none")]
     pub shell: Option<Vec<String>>,
@@ -105,7 +141,10 @@ fn layers_kind() -> String {
 
 impl Default for RootFs {
     fn default() -> Self {
-        RootFs { kind: layers_kind(), diff_ids: Vec::new() }
+        RootFs {
+            kind: layers_kind(),
+            diff_ids: Vec::new(),
+        }
     }
 }
 
@@ -142,12 +181,20 @@ mod tests {
             "container_config":{"Cmd":null}}"#;
         let c = ImageConfig::from_slice(raw).unwrap();
         assert_eq!(c.config.cmd.as_deref(), Some(&["sh".to_string()][..]));
-        assert!(c.config.exposed_ports.as_ref().unwrap().contains_key("80/tcp"));
+        assert!(c
+            .config
+            .exposed_ports
+            .as_ref()
+            .unwrap()
+            .contains_key("80/tcp"));
         assert_eq!(c.rootfs.diff_ids.len(), 1);
         assert!(c.extra.contains_key("container_config"));
         assert!(c.config.extra.contains_key("Tty"));
         let back = serde_json::to_value(&c).unwrap();
-        assert_eq!(back["config"]["ExposedPorts"]["80/tcp"], serde_json::json!({}));
+        assert_eq!(
+            back["config"]["ExposedPorts"]["80/tcp"],
+            serde_json::json!({})
+        );
         assert!(ImageConfig::from_slice(b"{}").is_ok());
         assert!(ImageConfig::from_slice(br#"{"config":null,"history":null}"#).is_ok());
     }

@@ -19,7 +19,9 @@ impl ContentStore {
     pub fn open(root: &Path) -> Result<Self> {
         fs::create_dir_all(root.join("blobs/sha256"))?;
         fs::create_dir_all(root.join("ingest"))?;
-        Ok(ContentStore { root: root.to_path_buf() })
+        Ok(ContentStore {
+            root: root.to_path_buf(),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -67,7 +69,10 @@ impl ContentStore {
             let file = buf.into_inner().map_err(|e| e.into_error())?;
             if let Some(exp) = expected {
                 if *exp != digest {
-                    return Err(ImageError::DigestMismatch { expected: exp.to_string(), actual: digest.to_string() });
+                    return Err(ImageError::DigestMismatch {
+                        expected: exp.to_string(),
+                        actual: digest.to_string(),
+                    });
                 }
             }
             file.sync_all()?;
@@ -116,7 +121,11 @@ impl ContentStore {
         if let Ok(entries) = fs::read_dir(self.root.join("ingest")) {
             for e in entries.flatten() {
                 let p = e.path();
-                let _ = if p.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
+                let _ = if p.is_dir() {
+                    fs::remove_dir_all(&p)
+                } else {
+                    fs::remove_file(&p)
+                };
             }
         }
     }
@@ -137,7 +146,10 @@ impl ContentStore {
 
     /// A fresh temp directory in `ingest/` (removed by `gc_ingest` if a crash leaves it).
     pub fn ingest_dir(&self) -> Result<PathBuf> {
-        let p = self.root.join("ingest").join(format!("dir-{:016x}", rand::random::<u64>()));
+        let p = self
+            .root
+            .join("ingest")
+            .join(format!("dir-{:016x}", rand::random::<u64>()));
         fs::create_dir_all(&p)?;
         Ok(p)
     }
@@ -153,12 +165,19 @@ pub struct BlobWriter<'a> {
 impl<'a> BlobWriter<'a> {
     pub fn new(store: &'a ContentStore) -> Result<Self> {
         let (tmp, f) = store.ingest_file()?;
-        Ok(BlobWriter { store, tmp, w: Some(DigestWriter::new(io::BufWriter::new(f))) })
+        Ok(BlobWriter {
+            store,
+            tmp,
+            w: Some(DigestWriter::new(io::BufWriter::new(f))),
+        })
     }
 
     /// Fsyncs and moves the blob into place; returns its digest and size.
     pub fn commit(mut self) -> Result<(Digest, u64)> {
-        let w = self.w.take().ok_or_else(|| ImageError::Other("blob writer already committed".into()))?;
+        let w = self
+            .w
+            .take()
+            .ok_or_else(|| ImageError::Other("blob writer already committed".into()))?;
         let (buf, digest, size) = w.finish();
         let f = buf.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
@@ -205,7 +224,9 @@ pub(crate) fn sync_dir(dir: &Path) {
 
 /// Writes `data` to `path` atomically: temp file in the same dir, fsync, rename, fsync dir.
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().ok_or_else(|| ImageError::Other(format!("no parent for {}", path.display())))?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| ImageError::Other(format!("no parent for {}", path.display())))?;
     fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(".tmp-{:016x}", rand::random::<u64>()));
     let res = (|| {

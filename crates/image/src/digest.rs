@@ -18,8 +18,14 @@ impl Digest {
         let hex = s
             .strip_prefix("sha256:")
             .ok_or_else(|| ImageError::InvalidReference(format!("invalid digest {s:?}")))?;
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return Err(ImageError::InvalidReference(format!("invalid digest {s:?}")));
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(ImageError::InvalidReference(format!(
+                "invalid digest {s:?}"
+            )));
         }
         Ok(Digest(s.to_string()))
     }
@@ -91,7 +97,11 @@ pub struct DigestWriter<W> {
 
 impl<W: Write> DigestWriter<W> {
     pub fn new(inner: W) -> Self {
-        DigestWriter { inner, hasher: Sha256::new(), written: 0 }
+        DigestWriter {
+            inner,
+            hasher: Sha256::new(),
+            written: 0,
+        }
     }
 
     /// Returns the inner writer, the digest of everything written and its length.
@@ -122,7 +132,11 @@ pub struct DigestReader<R> {
 
 impl<R: Read> DigestReader<R> {
     pub fn new(inner: R) -> Self {
-        DigestReader { inner, hasher: Sha256::new(), read: 0 }
+        DigestReader {
+            inner,
+            hasher: Sha256::new(),
+            read: 0,
+        }
     }
 
     /// Returns the digest and length of everything read so far.
@@ -160,7 +174,10 @@ mod tests {
     #[test]
     fn parse_and_parts() {
         let d = Digest::from_bytes(b"");
-        assert_eq!(d.as_str(), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            d.as_str(),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
         assert_eq!(d.short(), "e3b0c44298fc");
         assert_eq!(d.algorithm(), "sha256");
         assert_eq!(Digest::parse(d.as_str()).unwrap(), d);

@@ -58,7 +58,12 @@ impl Reference {
         if !valid_domain(&domain) || !path.split('/').all(valid_component) {
             return Err(invalid());
         }
-        Ok(Reference { domain, path, tag: tag.map(str::to_string), digest })
+        Ok(Reference {
+            domain,
+            path,
+            tag: tag.map(str::to_string),
+            digest,
+        })
     }
 
     /// Like `parse`, then adds `:latest` when there is neither tag nor digest.
@@ -121,14 +126,25 @@ impl fmt::Display for Reference {
 fn split_domain(name: &str) -> (String, String) {
     let (domain, path) = match name.split_once('/') {
         Some((first, rest))
-            if first.contains('.') || first.contains(':') || first == "localhost" || first.bytes().any(|b| b.is_ascii_uppercase()) =>
+            if first.contains('.')
+                || first.contains(':')
+                || first == "localhost"
+                || first.bytes().any(|b| b.is_ascii_uppercase()) =>
         {
             (first.to_string(), rest.to_string())
         }
         _ => (DEFAULT_DOMAIN.to_string(), name.to_string()),
     };
-    let domain = if domain == "index.docker.io" { DEFAULT_DOMAIN.to_string() } else { domain };
-    let path = if domain == DEFAULT_DOMAIN && !path.contains('/') { format!("{OFFICIAL_PREFIX}{path}") } else { path };
+    let domain = if domain == "index.docker.io" {
+        DEFAULT_DOMAIN.to_string()
+    } else {
+        domain
+    };
+    let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {
+        format!("{OFFICIAL_PREFIX}{path}")
+    } else {
+        path
+    };
     (domain, path)
 }
 
@@ -137,7 +153,8 @@ fn valid_tag(t: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 /// A path component: lowercase alphanumerics separated by '.', '_', '__' or runs of '-'.
@@ -180,12 +197,16 @@ fn valid_domain(d: &str) -> bool {
         }
     }
     if host.starts_with('[') && host.ends_with(']') {
-        return host[1..host.len() - 1].bytes().all(|b| b.is_ascii_hexdigit() || b == b':');
+        return host[1..host.len() - 1]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b':');
     }
     !host.is_empty()
         && host.split('.').all(|label| {
             !label.is_empty()
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -227,7 +248,10 @@ mod tests {
         assert!(e.to_string().contains("must be lowercase"), "{e}");
         for bad in ["", ":tag", "a:", "a b", "a//b", "-a", "a:t@x", "a/", "a::b"] {
             let e = Reference::parse(bad).unwrap_err();
-            assert!(e.to_string().starts_with("invalid reference format"), "{bad}: {e}");
+            assert!(
+                e.to_string().starts_with("invalid reference format"),
+                "{bad}: {e}"
+            );
         }
     }
 }

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::CWD;
 use rustix::mount::{
-    fsconfig_create, fsconfig_set_string, fsmount, fsopen, move_mount, mount, unmount, FsMountFlags, FsOpenFlags,
-    MountAttrFlags, MountFlags, MoveMountFlags, UnmountFlags,
+    fsconfig_create, fsconfig_set_string, fsmount, fsopen, mount, move_mount, unmount,
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MoveMountFlags, UnmountFlags,
 };
 
 use crate::digest::Digest;
@@ -38,7 +38,9 @@ impl Snapshotter {
     pub fn open(root: &Path) -> Result<Self> {
         fs::create_dir_all(root.join(CONTAINERS_DIR))?;
         fs::create_dir_all(root.join(EMPTY_LAYER_DIR).join("fs"))?;
-        Ok(Snapshotter { root: root.to_path_buf() })
+        Ok(Snapshotter {
+            root: root.to_path_buf(),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -87,16 +89,26 @@ impl Snapshotter {
     }
 
     /// Creates (or re-opens, keeping its upper dir) a container snapshot. Does not mount.
-    pub fn prepare_container(&self, container_id: &str, lowers: &[PathBuf]) -> Result<ContainerSnapshot> {
+    pub fn prepare_container(
+        &self,
+        container_id: &str,
+        lowers: &[PathBuf],
+    ) -> Result<ContainerSnapshot> {
         if container_id.is_empty() || container_id.contains('/') || container_id.starts_with('.') {
-            return Err(ImageError::Other(format!("invalid container id {container_id:?}")));
+            return Err(ImageError::Other(format!(
+                "invalid container id {container_id:?}"
+            )));
         }
         let dir = self.container_dir(container_id);
         let snap = ContainerSnapshot {
             upper: dir.join("upper"),
             work: dir.join("work"),
             merged: dir.join("merged"),
-            lowers: if lowers.is_empty() { vec![self.empty_layer_dir()] } else { lowers.to_vec() },
+            lowers: if lowers.is_empty() {
+                vec![self.empty_layer_dir()]
+            } else {
+                lowers.to_vec()
+            },
         };
         for d in [&snap.upper, &snap.work, &snap.merged] {
             fs::create_dir_all(d)?;
@@ -139,13 +151,27 @@ impl ContainerSnapshot {
         fsconfig_set_string(&fs_fd, "upperdir", &self.upper)?;
         fsconfig_set_string(&fs_fd, "workdir", &self.work)?;
         fsconfig_create(&fs_fd)?;
-        let mnt = fsmount(&fs_fd, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())?;
-        move_mount(&mnt, "", CWD, &self.merged, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)?;
+        let mnt = fsmount(
+            &fs_fd,
+            FsMountFlags::FSMOUNT_CLOEXEC,
+            MountAttrFlags::empty(),
+        )?;
+        move_mount(
+            &mnt,
+            "",
+            CWD,
+            &self.merged,
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        )?;
         Ok(())
     }
 
     fn mount_legacy(&self) -> Result<()> {
-        let lowers: Vec<String> = self.lowers.iter().map(|p| p.display().to_string()).collect();
+        let lowers: Vec<String> = self
+            .lowers
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
         let data = format!(
             "lowerdir={},upperdir={},workdir={}",
             lowers.join(":"),
@@ -153,7 +179,13 @@ impl ContainerSnapshot {
             self.work.display()
         );
         let data = std::ffi::CString::new(data).map_err(|e| ImageError::Other(e.to_string()))?;
-        mount("overlay", &self.merged, "overlay", MountFlags::empty(), Some(data.as_c_str()))?;
+        mount(
+            "overlay",
+            &self.merged,
+            "overlay",
+            MountFlags::empty(),
+            Some(data.as_c_str()),
+        )?;
         Ok(())
     }
 
@@ -173,10 +205,15 @@ impl ContainerSnapshot {
 
 /// True when `path` is listed as a mount point in /proc/self/mountinfo.
 pub fn is_mount_point(path: &Path) -> bool {
-    let Ok(canon) = fs::canonicalize(path) else { return false };
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else { return false };
+    let Ok(canon) = fs::canonicalize(path) else {
+        return false;
+    };
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
     let want = canon.to_string_lossy().replace(' ', "\\040");
-    info.lines().any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+    info.lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
 }
 
 fn remove_dir_if_exists(p: &Path) -> Result<()> {

@@ -511,7 +511,7 @@ fn parse_response(raw: &[u8]) -> std::io::Result<ApiResponse> {
 }
 
 /// Decode a chunked body (tolerant: stops at the first malformed chunk).
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
+pub fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
         let size_str = String::from_utf8_lossy(&b[..eol]);
@@ -609,7 +609,7 @@ pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-fn unescape_mountinfo(s: &str) -> String {
+pub fn unescape_mountinfo(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -627,7 +627,7 @@ fn unescape_mountinfo(s: &str) -> String {
 }
 
 /// Lazily unmount everything under `dir`, deepest first, until nothing is left.
-fn unmount_under(dir: &Path) {
+pub fn unmount_under(dir: &Path) {
     for _ in 0..10 {
         let mut mounts = mounts_under(dir);
         if mounts.is_empty() {

@@ -1,0 +1,181 @@
+//! The container's init, from the moment clone3 returns in the child until execve.
+//!
+//! Each step is a named function; any failure is reported to the parent over the sync pipe and
+//! the child exits (127 / 126 for a missing / non-executable command, 1 otherwise).
+
+use super::process::{finish_process, setup_stdio};
+use super::sync::ChildSync;
+use super::{mounts, sys, StartGate};
+use crate::cgroups::Cgroup;
+use crate::error::{Result, RuntimeError};
+use crate::io::ProcessIo;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+
+/// What the child needs, prepared by the parent before clone3.
+pub struct InitArgs<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: PathBuf,
+    pub cgroup: Option<Cgroup>,
+    pub io: ProcessIo,
+    pub gate: StartGate,
+    pub sync: OwnedFd,
+}
+
+/// Run the init steps; never returns.
+pub fn run(args: InitArgs<'_>) -> ! {
+    let mut sync = ChildSync::new(args.sync);
+    let err = match steps(args.spec, &args.rootfs, args.cgroup, args.io, args.gate, &mut sync) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    sync.error(&err);
+    sys::exit_now(match err.exit_code() {
+        125 => 1,
+        code => code,
+    })
+}
+
+fn steps(
+    spec: &Spec,
+    rootfs: &std::path::Path,
+    cgroup: Option<Cgroup>,
+    io: ProcessIo,
+    gate: StartGate,
+    sync: &mut ChildSync,
+) -> Result<std::convert::Infallible> {
+    let process = spec.process().clone().ok_or_else(|| RuntimeError::Spec("no process in spec".into()))?;
+    if let Some(cg) = &cgroup {
+        cg.join(0)?;
+    }
+    join_path_namespaces(spec)?;
+    if wants_new(spec, LinuxNamespaceType::Cgroup) {
+        // After joining the cgroup, so that it becomes the namespace's root.
+        // SAFETY: unsharing the cgroup namespace only changes how /proc/self/cgroup reads.
+        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWCGROUP) }
+            .map_err(|e| RuntimeError::syscall("unshare cgroup namespace", e))?;
+    }
+    if wants_new(spec, LinuxNamespaceType::Network) {
+        sys::loopback_up().map_err(|e| RuntimeError::syscall("bring up loopback", e))?;
+    }
+    let console = if io.terminal { Some(fd_path(&io.stdin)?) } else { None };
+    // The fifo must be opened while its path is still visible (before pivot_root).
+    let gate = open_gate(gate)?;
+    mounts::prepare_rootfs(spec, rootfs, console.as_deref())?;
+    set_hostname(spec)?;
+    // Before finish_rootfs makes /proc/sys read-only.
+    write_sysctls(spec)?;
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(|e| RuntimeError::syscall("set oom_score_adj", e))?;
+    }
+    mounts::finish_rootfs(spec)?;
+    setup_stdio(io)?;
+    let target = finish_process(spec, &process)?;
+    wait_gate(gate, sync)?;
+    Err(target.exec())
+}
+
+fn wants_new(spec: &Spec, typ: LinuxNamespaceType) -> bool {
+    namespaces(spec).iter().any(|(t, p)| *t == typ && p.is_none())
+}
+
+/// The spec's namespaces as (type, optional path to join).
+pub fn namespaces(spec: &Spec) -> Vec<(LinuxNamespaceType, Option<PathBuf>)> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|n| (n.typ(), n.path().clone()))
+        .collect()
+}
+
+/// setns into namespaces given by path (e.g. another container's netns).
+fn join_path_namespaces(spec: &Spec) -> Result<()> {
+    for (typ, path) in namespaces(spec) {
+        let Some(path) = path else { continue };
+        if typ == LinuxNamespaceType::Mount || typ == LinuxNamespaceType::Pid {
+            // The mount and pid namespaces must be new for a container init.
+            return Err(RuntimeError::Spec(format!("joining a {typ:?} namespace by path is not supported")));
+        }
+        let fd = rustix::fs::open(&path, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
+            .map_err(|e| RuntimeError::syscall("open namespace", e))?;
+        rustix::thread::move_into_link_name_space(fd.as_fd(), None).map_err(|e| RuntimeError::syscall("setns", e))?;
+    }
+    Ok(())
+}
+
+/// The path of the pty slave behind an fd, to bind it to /dev/console.
+fn fd_path(fd: &OwnedFd) -> Result<PathBuf> {
+    use std::os::fd::AsRawFd;
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_err(|e| RuntimeError::syscall("find pty slave", e))
+}
+
+enum OpenGate {
+    Immediate,
+    Pipe(OwnedFd),
+    /// An O_PATH fd of the fifo, reopened for writing through /proc/self/fd at the gate.
+    Fifo(OwnedFd),
+}
+
+fn open_gate(gate: StartGate) -> Result<OpenGate> {
+    Ok(match gate {
+        StartGate::Immediate => OpenGate::Immediate,
+        StartGate::Pipe(fd) => OpenGate::Pipe(fd),
+        StartGate::Fifo(path) => OpenGate::Fifo(
+            rustix::fs::open(&path, rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
+                .map_err(|e| RuntimeError::syscall("open exec fifo", e))?,
+        ),
+    })
+}
+
+/// Tell the parent we are ready, then block until started.
+fn wait_gate(gate: OpenGate, sync: &mut ChildSync) -> Result<()> {
+    match gate {
+        OpenGate::Immediate => Ok(()),
+        OpenGate::Pipe(fd) => {
+            sync.ready()?;
+            let mut byte = [0u8; 1];
+            // One byte or EOF both mean "go".
+            let _ = std::fs::File::from(fd).read(&mut byte);
+            Ok(())
+        }
+        OpenGate::Fifo(fd) => {
+            use std::os::fd::AsRawFd;
+            sync.ready()?;
+            // Opening for writing blocks until `start` opens the fifo for reading.
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+                .map_err(|e| RuntimeError::syscall("open exec fifo for writing", e))?;
+            use std::io::Write;
+            (&f).write_all(b"0").map_err(|e| RuntimeError::syscall("write exec fifo", e))?;
+            Ok(())
+        }
+    }
+}
+
+fn set_hostname(spec: &Spec) -> Result<()> {
+    if !wants_new(spec, LinuxNamespaceType::Uts) {
+        return Ok(());
+    }
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        rustix::system::sethostname(h.as_bytes()).map_err(|e| RuntimeError::syscall("sethostname", e))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        sys::set_domainname(d).map_err(|e| RuntimeError::syscall("setdomainname", e))?;
+    }
+    Ok(())
+}
+
+fn write_sysctls(spec: &Spec) -> Result<()> {
+    let Some(sysctls) = spec.linux().as_ref().and_then(|l| l.sysctl().clone()) else { return Ok(()) };
+    for (key, value) in sysctls {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        std::fs::write(&path, &value).map_err(|e| RuntimeError::Init(format!("sysctl {key}={value}: {e}")))?;
+    }
+    Ok(())
+}

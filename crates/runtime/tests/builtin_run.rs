@@ -20,3 +20,126 @@ fn echo_and_exit_zero() {
     assert_eq!((code, out.as_str()), (0, "hello\n"), "stderr: {err}");
     assert_no_cgroups_left("echo");
 }
+
+fn sh(name: &str, script: &str) -> (i32, String, String) {
+    let b = Bundle::new(name, &["sh", "-c", script], |_| {});
+    let r = b.run_berth();
+    assert_no_cgroups_left(name);
+    r
+}
+
+#[test]
+fn pid_one_and_own_hostname() {
+    need_root!();
+    let (code, out, err) = sh("pid1", "echo $$; hostname");
+    assert_eq!((code, out.as_str()), (0, "1\nberthbox\n"), "stderr: {err}");
+}
+
+#[test]
+fn only_own_processes() {
+    need_root!();
+    let (code, out, err) = sh("ps", "ps -o pid,comm");
+    assert_eq!(code, 0, "stderr: {err}");
+    let pids: Vec<&str> = out.lines().skip(1).map(|l| l.split_whitespace().next().unwrap_or("")).collect();
+    // sh -c execs ps directly (one command): ps is PID 1 and alone.
+    assert_eq!(pids, ["1"], "{out}");
+}
+
+#[test]
+fn docker_mounts() {
+    need_root!();
+    let (code, out, err) = sh("mounts", "cat /proc/self/mounts");
+    assert_eq!(code, 0, "stderr: {err}");
+    let find = |dest: &str| out.lines().find(|l| l.split(' ').nth(1) == Some(dest)).unwrap_or_else(|| panic!("{dest} missing:\n{out}")).to_string();
+    assert!(find("/proc").starts_with("proc /proc proc"));
+    assert!(find("/dev").starts_with("tmpfs /dev tmpfs"));
+    assert!(find("/dev/pts").starts_with("devpts /dev/pts devpts"));
+    assert!(find("/dev/shm").contains("size=65536k"));
+    assert!(find("/dev/mqueue").starts_with("mqueue"));
+    assert!(find("/sys").contains(" ro,"));
+    assert!(find("/proc/sys").contains(" ro,"));
+    assert!(out.contains("/sys/fs/cgroup"));
+}
+
+#[test]
+fn docker_capabilities() {
+    need_root!();
+    let (code, out, err) = sh("caps", "grep Cap /proc/self/status");
+    assert_eq!(code, 0, "stderr: {err}");
+    // Docker's 14 default capabilities.
+    assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
+    assert!(out.contains("CapBnd:\t00000000a80425fb"), "{out}");
+    assert!(out.contains("CapInh:\t0000000000000000"), "{out}");
+}
+
+#[test]
+fn runs_as_user() {
+    need_root!();
+    let b = Bundle::new("user", &["id"], |o| o.user = "user".into());
+    let (code, out, err) = b.run_berth();
+    assert_eq!(code, 0, "stderr: {err}");
+    assert!(out.starts_with("uid=1000(user) gid=1000(user)"), "{out}");
+    let (_, caps, _) = Bundle::new("usercaps", &["grep", "CapEff", "/proc/self/status"], |o| o.user = "1000".into()).run_berth();
+    assert_eq!(caps.trim(), "CapEff:\t0000000000000000");
+    assert_no_cgroups_left("user");
+}
+
+#[test]
+fn exit_codes() {
+    need_root!();
+    assert_eq!(sh("exit3", "exit 3").0, 3);
+    let b = Bundle::new("nosuch", &["nosuch"], |_| {});
+    let (code, _, err) = b.run_berth();
+    assert_eq!(code, 1, "the CLI fails to create");
+    assert!(err.contains("exec: \"nosuch\": executable file not found in $PATH"), "{err}");
+    assert_no_cgroups_left("nosuch");
+}
+
+#[test]
+fn seccomp_blocks_what_docker_blocks() {
+    need_root!();
+    // unshare needs CAP_SYS_ADMIN in Docker's profile: EPERM even for root.
+    let (code, out, _) = sh("seccomp", "grep Seccomp: /proc/self/status");
+    assert_eq!((code, out.trim()), (0, "Seccomp:\t2"));
+}
+
+#[test]
+fn memory_and_pids_limits() {
+    need_root!();
+    let b = Bundle::new("limits", &["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max"], |o| {
+        o.memory_limit = Some(64 << 20);
+        o.pids_limit = Some(42);
+    });
+    let (code, out, err) = b.run_berth();
+    assert_eq!(code, 0, "stderr: {err}");
+    assert_eq!(out, format!("{}\n42\n", 64u64 << 20));
+    assert_no_cgroups_left("limits");
+}
+
+#[test]
+fn killed_from_outside_is_128_plus_signal() {
+    need_root!();
+    let b = Bundle::new("killed", &["sleep", "30"], |_| {});
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berth-oci"))
+        .arg("--root")
+        .arg(b.root())
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg("bt-killed")
+        .spawn()
+        .unwrap();
+    let mut pid = 0;
+    for _ in 0..200 {
+        if let Ok(st) = berth_runtime::cli::state(&b.root(), "bt-killed") {
+            if st["status"] == "running" {
+                pid = st["pid"].as_i64().unwrap();
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(pid > 0, "container never ran");
+    berth_runtime::cli::kill(&b.root(), "bt-killed", "KILL").unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(137));
+    assert_no_cgroups_left("killed");
+}

@@ -143,7 +143,8 @@ fn mount_one(rootfs: &Path, m: &Mount) -> Result<()> {
 }
 
 /// The container's view of /sys/fs/cgroup: cgroup2 on a pure v2 host; otherwise a tmpfs with one
-/// v1 mount per host hierarchy (and the hybrid cgroup2 one), as runc does. In the container's
+/// v1 mount per host hierarchy, as runc does (a hybrid host's controller-less cgroup2 mount is
+/// left out, as runc leaves it out). In the container's
 /// cgroup namespace each shows the container's own cgroup as its root.
 fn mount_cgroups(dest: &Path, flags: u32) -> Result<()> {
     let layout = Layout::detect()?;
@@ -154,17 +155,16 @@ fn mount_cgroups(dest: &Path, flags: u32) -> Result<()> {
     mount("mount cgroup tmpfs", "tmpfs", dest, "tmpfs", flags & !MS_RDONLY, "mode=755")?;
     for h in &layout.hierarchies {
         let Some(name) = h.mount.file_name() else { continue };
+        if h.v2 {
+            continue;
+        }
         let sub = dest.join(name);
         std::fs::create_dir_all(&sub)?;
-        if h.v2 {
-            mount("mount cgroup2", "cgroup2", &sub, "cgroup2", flags, "")?;
-        } else {
-            let mut data = h.controllers.join(",");
-            if h.controllers.iter().all(|c| c.starts_with("name=")) {
-                data = format!("none,{data}");
-            }
-            mount("mount cgroup", "cgroup", &sub, "cgroup", flags, &data)?;
+        let mut data = h.controllers.join(",");
+        if h.controllers.iter().all(|c| c.starts_with("name=")) {
+            data = format!("none,{data}");
         }
+        mount("mount cgroup", "cgroup", &sub, "cgroup", flags, &data)?;
     }
     if flags & MS_RDONLY != 0 {
         mount("remount cgroup tmpfs ro", "", dest, "", MS_REMOUNT | MS_BIND | (flags & !0), "")?;

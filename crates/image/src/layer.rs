@@ -10,7 +10,7 @@ mod unpack;
 use std::io::{BufRead, BufReader, Read};
 
 pub use changes::{changes, Change, ChangeKind};
-pub use safe_fs::{clamp_components, clean_components};
+pub use safe_fs::{clamp_components, clean_components, open_file_in_root};
 pub use stat::{stat_path, PathStat};
 pub use tree::{tar_path, write_diff, write_rootfs_tar};
 pub use unpack::{unpack, unpack_into_existing, unpack_into_root, UnpackStats};

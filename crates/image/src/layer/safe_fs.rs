@@ -200,3 +200,27 @@ pub fn list_dir(dir: impl AsFd) -> Result<Vec<Vec<u8>>> {
     names.sort();
     Ok(names)
 }
+
+/// Opens a regular file at `rel` inside `root` for reading, resolving symlinks as if
+/// `root` were `/` (archives may dedup layers with symlinks; none may point out).
+pub fn open_file_in_root(root: &Path, rel: &str) -> Result<std::fs::File> {
+    let dir = openat(CWD, root, DIR_FLAGS, Mode::empty())?;
+    let fd = openat2(
+        &dir,
+        rel,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(|e| match e {
+        Errno::NOENT => ImageError::InvalidArchive(format!("{rel} is missing from the archive")),
+        e => ImageError::Io(e.into()),
+    })?;
+    let file = std::fs::File::from(fd);
+    if !file.metadata()?.is_file() {
+        return Err(ImageError::InvalidArchive(format!(
+            "{rel} is not a regular file"
+        )));
+    }
+    Ok(file)
+}

@@ -1,0 +1,280 @@
+//! Turning layer blobs into snapshots, and making new images visible (or undoing it).
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+
+use super::{ImageMeta, ImageStore, Index, LayerBlob, LayerMeta};
+use crate::config::ImageConfig;
+use crate::content::BlobWriter;
+use crate::digest::{chain_ids, Digest, DigestWriter};
+use crate::error::{ImageError, Result};
+use crate::layer::{self, UnpackStats};
+
+const SIZE_FILE: &str = "size";
+const TMP_PREFIX: &str = "tmp-";
+
+/// What an operation created, so a failure can take it back.
+#[derive(Default)]
+pub(crate) struct Txn {
+    pub snapshots: Vec<Digest>,
+    pub blobs: Vec<Digest>,
+}
+
+/// Everything an image references (for GC).
+pub(crate) fn referenced(idx: &Index) -> (HashSet<Digest>, HashSet<Digest>) {
+    let mut chains = HashSet::new();
+    let mut blobs = HashSet::new();
+    for (meta, _) in idx.images.values() {
+        blobs.insert(meta.id.clone());
+        if let Some(m) = &meta.manifest {
+            blobs.insert(m.clone());
+        }
+        for l in &meta.layers {
+            chains.insert(l.chain_id.clone());
+            blobs.insert(l.blob.clone());
+        }
+    }
+    (chains, blobs)
+}
+
+impl ImageStore {
+    /// Puts a blob, remembering it in `txn` if it is new.
+    pub(crate) fn put_blob_txn(
+        &self,
+        r: impl Read,
+        expected: Option<&Digest>,
+        txn: &mut Txn,
+    ) -> Result<Digest> {
+        let existed = expected.map(|d| self.content.has(d)).unwrap_or(false);
+        let (d, _) = self.content.put_reader(r, expected)?;
+        if !existed {
+            txn.blobs.push(d.clone());
+        }
+        Ok(d)
+    }
+
+    /// A fresh temp snapshot dir (`snapshots/tmp-<rand>`), removed at open if a crash leaves it.
+    pub(crate) fn tmp_snapshot(&self) -> Result<PathBuf> {
+        let p = self
+            .snapshots
+            .root()
+            .join(format!("{TMP_PREFIX}{:016x}", rand::random::<u64>()));
+        fs::create_dir_all(p.join("fs"))?;
+        Ok(p)
+    }
+
+    /// Moves a completed temp snapshot into place as `chain_id` (or drops it if one exists).
+    pub(crate) fn publish_snapshot(
+        &self,
+        tmp: &PathBuf,
+        chain_id: &Digest,
+        size: u64,
+        txn: &mut Txn,
+    ) -> Result<()> {
+        fs::write(tmp.join(SIZE_FILE), size.to_string())?;
+        let dest = self.snapshots.layer_snapshot_dir(chain_id);
+        if self.snapshots.has_layer(chain_id) {
+            fs::remove_dir_all(tmp)?;
+            return Ok(());
+        }
+        if dest.exists() {
+            fs::remove_dir_all(&dest)?;
+        }
+        fs::rename(tmp, &dest)?;
+        txn.snapshots.push(chain_id.clone());
+        Ok(())
+    }
+
+    pub(crate) fn layer_size(&self, chain_id: &Digest) -> u64 {
+        fs::read_to_string(self.snapshots.layer_snapshot_dir(chain_id).join(SIZE_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Unpacks `blob` as the layer `chain_id`, checking that it really is `diff_id`.
+    pub(crate) fn unpack_layer_blob(
+        &self,
+        blob: &Digest,
+        diff_id: &Digest,
+        chain_id: &Digest,
+    ) -> Result<u64> {
+        let mut txn = Txn::default();
+        self.unpack_layer_blob_txn(blob, diff_id, chain_id, &mut txn)
+    }
+
+    fn unpack_layer_blob_txn(
+        &self,
+        blob: &Digest,
+        diff_id: &Digest,
+        chain_id: &Digest,
+        txn: &mut Txn,
+    ) -> Result<u64> {
+        let tmp = self.tmp_snapshot()?;
+        let res = (|| {
+            let reader = layer::decompress(self.content.open_blob(blob)?)?;
+            let stats = layer::unpack(reader, &tmp.join("fs"))?;
+            check_diff_id(diff_id, &stats.diff_id)?;
+            self.publish_snapshot(&tmp, chain_id, stats.size, txn)?;
+            Ok(stats.size)
+        })();
+        if res.is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        res
+    }
+
+    /// Verifies config + layers, unpacking missing layers; returns the image's metadata.
+    pub(crate) fn build_meta(
+        &self,
+        config_bytes: &[u8],
+        layers: &[LayerBlob],
+        manifest: Option<Digest>,
+        parent: Option<Digest>,
+        repo_digests: Vec<String>,
+        txn: &mut Txn,
+    ) -> Result<ImageMeta> {
+        let config = ImageConfig::from_slice(config_bytes)
+            .map_err(|e| ImageError::InvalidArchive(format!("invalid image config: {e}")))?;
+        let id = self.put_blob_txn(config_bytes, Some(&Digest::from_bytes(config_bytes)), txn)?;
+        let diff_ids = &config.rootfs.diff_ids;
+        if diff_ids.len() != layers.len() {
+            return Err(ImageError::InvalidArchive(format!(
+                "image {} has {} layers but its config lists {} diff ids",
+                id.short(),
+                layers.len(),
+                diff_ids.len()
+            )));
+        }
+        let chains = chain_ids(diff_ids);
+        let mut metas = Vec::with_capacity(layers.len());
+        for ((blob, diff_id), chain_id) in layers.iter().zip(diff_ids).zip(&chains) {
+            let size = if self.snapshots.has_layer(chain_id) {
+                // Already unpacked: still make sure this blob is that layer.
+                let mut w = DigestWriter::new(io::sink());
+                io::copy(
+                    &mut layer::decompress(self.content.open_blob(&blob.digest)?)?,
+                    &mut w,
+                )
+                .map_err(|e| ImageError::InvalidArchive(format!("layer {}: {e}", blob.digest)))?;
+                check_diff_id(diff_id, &w.finish().1)?;
+                self.layer_size(chain_id)
+            } else {
+                self.unpack_layer_blob_txn(&blob.digest, diff_id, chain_id, txn)?
+            };
+            metas.push(LayerMeta {
+                diff_id: diff_id.clone(),
+                chain_id: chain_id.clone(),
+                blob: blob.digest.clone(),
+                media_type: blob.media_type.clone(),
+                size,
+            });
+        }
+        Ok(ImageMeta {
+            id,
+            layers: metas,
+            manifest,
+            parent,
+            repo_digests,
+        })
+    }
+
+    /// Makes images visible: their metadata first, then (the commit point) the tags file.
+    pub(crate) fn commit_images(
+        &self,
+        metas: Vec<ImageMeta>,
+        new_tags: Vec<(String, Digest)>,
+    ) -> Result<()> {
+        for m in &metas {
+            self.persist_meta(m)?;
+        }
+        let mut idx = self.write_index();
+        let mut tags = idx.tags.clone();
+        for (t, id) in new_tags {
+            tags.insert(t, id);
+        }
+        self.persist_tags(&tags)?;
+        for m in metas {
+            let config = ImageConfig::from_slice(&self.content.read(&m.id)?)?;
+            idx.images.insert(m.id.clone(), (m, config));
+        }
+        idx.tags = tags;
+        Ok(())
+    }
+
+    /// Removes what a failed operation created, unless an image references it.
+    pub(crate) fn rollback(&self, snapshots: &[Digest], blobs: &[Digest]) {
+        let idx = self.read_index();
+        let (chains, refs) = referenced(&idx);
+        for c in snapshots.iter().filter(|c| !chains.contains(c)) {
+            let _ = self.snapshots.remove_layer(c);
+        }
+        for b in blobs.iter().filter(|b| !refs.contains(b)) {
+            let _ = self.content.delete(b);
+        }
+    }
+
+    pub(crate) fn rollback_txn(&self, txn: &Txn) {
+        self.rollback(&txn.snapshots, &txn.blobs)
+    }
+
+    /// Streams an uncompressed layer tar: unpacks it into a temp snapshot while writing it
+    /// gzip-compressed into the content store. Returns (stats, blob digest, temp snapshot).
+    pub(crate) fn ingest_layer(
+        &self,
+        reader: impl Read,
+        txn: &mut Txn,
+    ) -> Result<(UnpackStats, Digest, PathBuf)> {
+        let tmp = self.tmp_snapshot()?;
+        let res = (|| {
+            let blob = BlobWriter::new(&self.content)?;
+            let gz = flate2::write::GzEncoder::new(blob, flate2::Compression::fast());
+            let mut tee = TeeReader {
+                inner: reader,
+                out: gz,
+            };
+            let stats = layer::unpack(&mut tee, &tmp.join("fs"))?;
+            let blob = tee.out.finish()?;
+            let (digest, _) = blob.commit()?;
+            txn.blobs.push(digest.clone());
+            Ok((stats, digest))
+        })();
+        match res {
+            Ok((stats, digest)) => Ok((stats, digest, tmp)),
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                Err(e)
+            }
+        }
+    }
+}
+
+pub(crate) fn check_diff_id(expected: &Digest, actual: &Digest) -> Result<()> {
+    if expected != actual {
+        return Err(ImageError::DigestMismatch {
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn is_tmp_snapshot(name: &str) -> bool {
+    name.starts_with(TMP_PREFIX)
+}
+
+/// Copies everything read from `inner` into `out`.
+struct TeeReader<R, W> {
+    inner: R,
+    out: W,
+}
+
+impl<R: Read, W: Write> Read for TeeReader<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 /// How long one CLI command may take before the test gives up on it.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `target/` (the parent of `target/debug/berth`).

@@ -136,7 +136,12 @@ impl ContentStore {
         loop {
             let name = format!("tmp-{:016x}", rand::random::<u64>());
             let p = dir.join(name);
-            match fs::OpenOptions::new().write(true).create_new(true).open(&p) {
+            match fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&p)
+            {
                 Ok(f) => return Ok((p, f)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e.into()),

@@ -7,10 +7,11 @@
 //! rename), so a crash leaves at worst unreferenced data that `open` collects.
 
 mod commit;
+pub use commit::go_arch;
 mod gc;
 mod history;
 mod index;
-mod layers;
+pub(crate) mod layers;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -199,7 +200,7 @@ impl ImageStore {
                     let found = idx
                         .images
                         .values()
-                        .find(|(m, _)| m.repo_digests.iter().any(|rd| *rd == wanted));
+                        .find(|(m, _)| m.repo_digests.contains(&wanted));
                     if let Some((m, _)) = found {
                         return Ok(m.id.clone());
                     }

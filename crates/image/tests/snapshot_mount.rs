@@ -27,7 +27,7 @@ fn overlay_two_lowers_upper_and_whiteout() {
     fs::write(high.join("b"), b"from top").unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &high.join("hidden"),
+        high.join("hidden"),
         rustix::fs::FileType::CharacterDevice,
         rustix::fs::Mode::empty(),
         0,

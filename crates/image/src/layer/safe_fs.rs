@@ -189,8 +189,8 @@ pub fn remove_all_at(dir: impl AsFd, name: &OsStr) -> Result<()> {
 /// Names in a directory (without `.` and `..`), sorted bytewise for deterministic output.
 pub fn list_dir(dir: impl AsFd) -> Result<Vec<Vec<u8>>> {
     let mut names = Vec::new();
-    let mut d = Dir::read_from(dir)?;
-    while let Some(entry) = d.next() {
+    let d = Dir::read_from(dir)?;
+    for entry in d {
         let entry = entry?;
         let n = entry.file_name().to_bytes();
         if n != b"." && n != b".." {

@@ -152,15 +152,14 @@ impl<W: Write> TreeWriter<W> {
                 self.builder
                     .append_link(&mut h, tar_path, OsStr::from_bytes(target.as_bytes()))?;
             }
-            FileType::CharacterDevice if st.st_rdev == 0 => {
-                // An overlay whiteout.
-                if self.mode == TreeMode::Diff {
-                    let mut wh = whiteout_header(&st);
-                    let wh_name = format!("{WHITEOUT_PREFIX}{}", name.to_string_lossy());
-                    let path = tar_path.parent().unwrap_or(Path::new("")).join(wh_name);
-                    self.builder.append_data(&mut wh, path, io::empty())?;
-                }
+            // An overlay whiteout (skipped outside diffs).
+            FileType::CharacterDevice if st.st_rdev == 0 && self.mode == TreeMode::Diff => {
+                let mut wh = whiteout_header(&st);
+                let wh_name = format!("{WHITEOUT_PREFIX}{}", name.to_string_lossy());
+                let path = tar_path.parent().unwrap_or(Path::new("")).join(wh_name);
+                self.builder.append_data(&mut wh, path, io::empty())?;
             }
+            FileType::CharacterDevice if st.st_rdev == 0 => {}
             kind @ (FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo) => {
                 let et = match kind {
                     FileType::CharacterDevice => EntryType::Char,

@@ -97,10 +97,11 @@ fn apply_tar(
         let kind = header.entry_type();
         let link = entry.link_name_bytes().map(|l| l.into_owned());
         let mut meta = EntryMeta {
-            mode: header.mode().map_err(bad_tar)? & 0o7777,
-            uid: header.uid().map_err(bad_tar)? as u32,
-            gid: header.gid().map_err(bad_tar)? as u32,
-            mtime: header.mtime().map_err(bad_tar)? as i64,
+            // Some writers leave numeric fields blank: treat those as 0, as GNU tar does.
+            mode: header.mode().unwrap_or(0o644) & 0o7777,
+            uid: header.uid().unwrap_or(0) as u32,
+            gid: header.gid().unwrap_or(0) as u32,
+            mtime: header.mtime().unwrap_or(0) as i64,
             xattrs: Vec::new(),
         };
         let (dev_major, dev_minor) = (

@@ -57,7 +57,6 @@ impl ImageStore {
             match self
                 .content
                 .read(&meta.id)
-                .map_err(ImageError::from)
                 .and_then(|b| Ok(ImageConfig::from_slice(&b)?))
             {
                 Ok(config) => {

@@ -6,7 +6,7 @@ use common::{assert_no_cgroups_left, is_root, Bundle};
 
 // Mount options are compared too, except for the /sys/fs/cgroup tmpfs itself: Docker asks for
 // it read-only, berth honours that, runc 1.1 leaves the tmpfs writable (its submounts are ro).
-const PROBE: &str = "echo pid=$$; hostname; id; grep -E '^Cap(Eff|Bnd|Prm)' /proc/self/status; \
+const PROBE: &str = "echo pid=$$; hostname; id; grep -E '^(Cap(Eff|Bnd|Prm)|NoNewPrivs|Seccomp):' /proc/self/status; \
     awk '{ if ($2 == \"/sys/fs/cgroup\") print $2, $3; else print $2, $3, $4 }' /proc/self/mounts | sort";
 
 #[test]

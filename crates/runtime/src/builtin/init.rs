@@ -22,12 +22,17 @@ pub struct InitArgs<'a> {
     pub io: ProcessIo,
     pub gate: StartGate,
     pub sync: OwnedFd,
+    pub seccomp: Option<crate::seccomp::Program>,
 }
 
 /// Run the init steps; never returns.
 pub fn run(args: InitArgs<'_>) -> ! {
-    let mut sync = ChildSync::new(args.sync);
-    let err = match steps(args.spec, &args.rootfs, args.cgroup, args.io, args.gate, &mut sync) {
+    let sync_fd = match args.sync.try_clone() {
+        Ok(fd) => fd,
+        Err(_) => sys::exit_now(1),
+    };
+    let mut sync = ChildSync::new(sync_fd);
+    let err = match steps(args, &mut sync) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -38,14 +43,8 @@ pub fn run(args: InitArgs<'_>) -> ! {
     })
 }
 
-fn steps(
-    spec: &Spec,
-    rootfs: &std::path::Path,
-    cgroup: Option<Cgroup>,
-    io: ProcessIo,
-    gate: StartGate,
-    sync: &mut ChildSync,
-) -> Result<std::convert::Infallible> {
+fn steps(args: InitArgs<'_>, sync: &mut ChildSync) -> Result<std::convert::Infallible> {
+    let InitArgs { spec, rootfs, cgroup, io, gate, sync: _, seccomp } = args;
     let process = spec.process().clone().ok_or_else(|| RuntimeError::Spec("no process in spec".into()))?;
     if let Some(cg) = &cgroup {
         cg.join(0)?;
@@ -63,7 +62,7 @@ fn steps(
     let console = if io.terminal { Some(fd_path(&io.stdin)?) } else { None };
     // The fifo must be opened while its path is still visible (before pivot_root).
     let gate = open_gate(gate)?;
-    mounts::prepare_rootfs(spec, rootfs, console.as_deref())?;
+    mounts::prepare_rootfs(spec, &rootfs, console.as_deref())?;
     set_hostname(spec)?;
     // Before finish_rootfs makes /proc/sys read-only.
     write_sysctls(spec)?;
@@ -73,7 +72,7 @@ fn steps(
     }
     mounts::finish_rootfs(spec)?;
     setup_stdio(io)?;
-    let target = finish_process(spec, &process)?;
+    let target = finish_process(&process, seccomp.as_ref())?;
     wait_gate(gate, sync)?;
     Err(target.exec())
 }

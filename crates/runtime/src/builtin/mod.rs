@@ -89,6 +89,13 @@ pub fn create(id: &str, bundle: &Path, spec: &Spec, io: ProcessIo, gate: StartGa
     let cgroup = Cgroup::new(&cgroup_path(spec, id))?;
     cgroup.create(spec.linux().as_ref().and_then(|l| l.resources().as_ref()))?;
 
+    let seccomp = match process::seccomp_program(spec) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = cgroup.remove();
+            return Err(e);
+        }
+    };
     let (sync_read, sync_write) =
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| RuntimeError::syscall("sync pipe", e))?;
     let forked = match sys::clone3(clone_flags(spec)) {
@@ -101,7 +108,7 @@ pub fn create(id: &str, bundle: &Path, spec: &Spec, io: ProcessIo, gate: StartGa
     let child = match forked {
         Forked::Child => {
             drop(sync_read);
-            init::run(init::InitArgs { spec, rootfs, cgroup: Some(cgroup), io, gate, sync: sync_write })
+            init::run(init::InitArgs { spec, rootfs, cgroup: Some(cgroup), io, gate, sync: sync_write, seccomp })
         }
         Forked::Parent { child } => child,
     };
@@ -146,6 +153,7 @@ pub fn exec(init_pid: i32, spec: &Spec, process: &Process, io: ProcessIo) -> Res
     let own_pid_ns = rustix::fs::open("/proc/self/ns/pid", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| RuntimeError::syscall("open own pid namespace", e))?;
     let cgroup_procs = container_cgroup(spec).ok();
+    let seccomp = process::seccomp_program(spec)?;
 
     let (sync_read, sync_write) =
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| RuntimeError::syscall("sync pipe", e))?;
@@ -159,7 +167,7 @@ pub fn exec(init_pid: i32, spec: &Spec, process: &Process, io: ProcessIo) -> Res
         Forked::Child => {
             drop(sync_read);
             let mut sync = sync::ChildSync::new(sync_write);
-            let err = match exec_steps(spec, process, io, cgroup_procs, &ns_fds) {
+            let err = match exec_steps(process, io, cgroup_procs, &ns_fds, seccomp.as_ref()) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -184,11 +192,11 @@ pub fn exec(init_pid: i32, spec: &Spec, process: &Process, io: ProcessIo) -> Res
 }
 
 fn exec_steps(
-    spec: &Spec,
     process: &Process,
     io: ProcessIo,
     cgroup: Option<Cgroup>,
     ns_fds: &[OwnedFd],
+    seccomp: Option<&crate::seccomp::Program>,
 ) -> Result<std::convert::Infallible> {
     if let Some(cg) = cgroup {
         cg.join(0)?;
@@ -197,7 +205,7 @@ fn exec_steps(
         rustix::thread::move_into_link_name_space(fd.as_fd(), None).map_err(|e| RuntimeError::syscall("setns", e))?;
     }
     process::setup_stdio(io)?;
-    let target = process::finish_process(spec, process)?;
+    let target = process::finish_process(process, seccomp)?;
     Err(target.exec())
 }
 

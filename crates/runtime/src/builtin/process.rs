@@ -5,6 +5,7 @@
 use super::sys;
 use crate::error::{Result, RuntimeError};
 use crate::io::ProcessIo;
+use crate::seccomp::Program;
 use oci_spec::runtime::{Capabilities, Process, Spec};
 use rustix::thread::{CapabilitySet, CapabilitySets};
 use std::ffi::CString;
@@ -192,15 +193,14 @@ impl ExecTarget {
 }
 
 /// The tail common to init and exec. Returns the prepared exec; the caller passes the gate and execs.
-pub fn finish_process(spec: &Spec, process: &Process) -> Result<ExecTarget> {
+/// `filter` is the spec's seccomp program, compiled by the parent (see [`seccomp_program`]).
+pub fn finish_process(process: &Process, filter: Option<&Program>) -> Result<ExecTarget> {
     set_rlimits(process)?;
-    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
-    let filter = seccomp.as_ref().map(crate::seccomp::compile).transpose()?;
     let nnp = process.no_new_privileges().unwrap_or(false);
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we still have it.
     // Docker's profile allows every syscall we make afterwards.
-    if let (Some(f), false) = (&filter, nnp) {
-        f.load().map_err(|e| RuntimeError::Seccomp(e.to_string()))?;
+    if let (Some(f), false) = (filter, nnp) {
+        f.load()?;
     }
     set_user_and_caps(process)?;
     let cwd = if process.cwd().as_os_str().is_empty() { Path::new("/") } else { process.cwd().as_path() };
@@ -211,10 +211,16 @@ pub fn finish_process(spec: &Spec, process: &Process) -> Result<ExecTarget> {
     let target = ExecTarget::new(&path, process)?;
     if nnp {
         rustix::thread::set_no_new_privs(true).map_err(|e| RuntimeError::syscall("no_new_privs", e))?;
-        if let Some(f) = &filter {
-            f.load().map_err(|e| RuntimeError::Seccomp(e.to_string()))?;
+        if let Some(f) = filter {
+            f.load()?;
         }
     }
     sys::cloexec_from(3).map_err(|e| RuntimeError::syscall("close_range", e))?;
     Ok(target)
+}
+
+/// The spec's seccomp filter, compiled (or fetched from the cache) before clone3 so the child
+/// neither compiles nor writes the cache from inside the container.
+pub fn seccomp_program(spec: &Spec) -> Result<Option<Program>> {
+    spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).map(crate::seccomp::program).transpose()
 }

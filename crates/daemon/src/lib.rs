@@ -4,7 +4,30 @@
 //! It is not: a CLI (that is `crates/berth`), nor a container runtime (that is `berth-shim`
 //! and `berth-runtime`); it never clones or setns-es itself.
 
+// The Engine API's JSON answers are large `json!` literals.
+#![recursion_limit = "256"]
+
+mod changes;
+mod container;
+mod error;
+mod exec;
+mod hijack;
+mod lifecycle;
+mod logs;
+mod paths;
+mod query;
+mod routes;
+mod shim;
+mod signal;
+mod state;
+
+use anyhow::Context;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The highest Engine API version served (the docker 28.2 CLI speaks 1.50).
+pub const API_VERSION: &str = "1.50";
+pub const MIN_API_VERSION: &str = "1.24";
 
 /// Everything `berth daemon` is started with (flags as dockerd's).
 #[derive(Debug, Clone)]
@@ -25,8 +48,160 @@ pub struct Config {
     pub pidfile: Option<PathBuf>,
 }
 
+fn socket_path(host: &str) -> anyhow::Result<PathBuf> {
+    match host.strip_prefix("unix://") {
+        Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
+        _ => anyhow::bail!("unsupported host {host:?}: berth listens on unix:///path/to.sock"),
+    }
+}
+
+fn find_in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn runtime_choice(s: &str) -> anyhow::Result<state::RuntimeChoice> {
+    Ok(match s {
+        "" | "builtin" => state::RuntimeChoice::Builtin,
+        "runc" | "crun" => {
+            state::RuntimeChoice::External(find_in_path(s).with_context(|| {
+                format!("--runtime {s}: {s} is not installed (not found in PATH)")
+            })?)
+        }
+        p => {
+            let p = PathBuf::from(p);
+            anyhow::ensure!(p.is_file(), "--runtime {}: no such file", p.display());
+            state::RuntimeChoice::External(p)
+        }
+    })
+}
+
+fn shim_path(config: &Config) -> anyhow::Result<PathBuf> {
+    let p = match &config.shim {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .context("locating the berth executable")?
+            .with_file_name("berth-shim"),
+    };
+    anyhow::ensure!(
+        p.is_file(),
+        "berth-shim not found at {} (use --shim PATH)",
+        p.display()
+    );
+    Ok(p)
+}
+
 /// Run the daemon until SIGTERM or SIGINT. Blocks the calling thread.
+/// Running containers are left running: their shims are independent, and the next daemon
+/// re-adopts them.
 pub fn run(config: Config) -> anyhow::Result<()> {
-    let _ = config;
-    anyhow::bail!("the daemon is being written")
+    let filter = tracing_filter(&config.log_level);
+    let _ = tracing_subscriber_init(filter);
+    let socket = socket_path(&config.host)?;
+    let runtime = runtime_choice(&config.runtime)?;
+    let shim = shim_path(&config)?;
+    for dir in [&config.data_root, &config.exec_root] {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let images = Arc::new(
+        berth_image::ImageStore::open(&config.data_root).with_context(|| {
+            format!("opening the image store in {}", config.data_root.display())
+        })?,
+    );
+    let paths = paths::Paths {
+        data_root: config.data_root.clone(),
+        exec_root: config.exec_root.clone(),
+    };
+    std::fs::create_dir_all(paths.containers())?;
+    let daemon = Arc::new(state::Daemon::new(paths, images, runtime, shim));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(serve(daemon, socket, config.pidfile.clone()))
+}
+
+fn tracing_filter(level: &str) -> String {
+    match level {
+        "error" | "warn" | "info" | "debug" | "trace" => level.to_string(),
+        "fatal" | "panic" => "error".into(),
+        _ => "info".into(),
+    }
+}
+
+fn tracing_subscriber_init(level: String) -> Result<(), String> {
+    use tracing::Level;
+    let lvl = match level.as_str() {
+        "error" => Level::ERROR,
+        "warn" => Level::WARN,
+        "debug" => Level::DEBUG,
+        "trace" => Level::TRACE,
+        _ => Level::INFO,
+    };
+    let sub = tracing_fmt_subscriber(lvl);
+    tracing::subscriber::set_global_default(sub).map_err(|e| e.to_string())
+}
+
+fn tracing_fmt_subscriber(level: tracing::Level) -> impl tracing::Subscriber + Send + Sync {
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .finish()
+}
+
+async fn serve(d: state::Shared, socket: PathBuf, pidfile: Option<PathBuf>) -> anyhow::Result<()> {
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if socket.exists() {
+        // A live daemon answers on it; a dead one left a stale file.
+        if tokio::net::UnixStream::connect(&socket).await.is_ok() {
+            anyhow::bail!(
+                "another daemon is already listening on {}",
+                socket.display()
+            );
+        }
+        std::fs::remove_file(&socket)
+            .with_context(|| format!("removing stale socket {}", socket.display()))?;
+    }
+    let listener = tokio::net::UnixListener::bind(&socket)
+        .with_context(|| format!("listening on {}", socket.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660));
+    }
+    if let Some(p) = &pidfile {
+        std::fs::write(p, format!("{}\n", std::process::id()))
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    lifecycle::restore(&d).await;
+    tracing::info!("berth daemon listening on unix://{}", socket.display());
+    let inner = routes::router(d.clone());
+    let app = axum::Router::new()
+        .fallback_service(inner)
+        .layer(axum::middleware::map_request(
+            |req: axum::extract::Request| async move { routes::strip_version(req) },
+        ));
+    let shutdown = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let int = tokio::signal::ctrl_c();
+        tokio::select! {
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+            _ = int => {}
+        }
+        tracing::info!("shutting down; containers keep running");
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    let _ = std::fs::remove_file(&socket);
+    if let Some(p) = &pidfile {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
 }

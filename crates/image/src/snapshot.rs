@@ -20,6 +20,7 @@ use crate::error::{ImageError, Result};
 
 const CONTAINERS_DIR: &str = "containers";
 const EMPTY_LAYER_DIR: &str = "empty";
+const LOWERS_FILE: &str = "lowers";
 
 pub struct Snapshotter {
     root: PathBuf,
@@ -113,7 +114,30 @@ impl Snapshotter {
         for d in [&snap.upper, &snap.work, &snap.merged] {
             fs::create_dir_all(d)?;
         }
+        // Recorded so the snapshot can be found again from its id alone (cp, diff, unmount).
+        let list: Vec<String> = snap.lowers.iter().map(|p| p.display().to_string()).collect();
+        let tmp = dir.join(".lowers.tmp");
+        fs::write(&tmp, list.join("\n"))?;
+        fs::rename(&tmp, dir.join(LOWERS_FILE))?;
         Ok(snap)
+    }
+
+    /// An existing container snapshot, by container id.
+    pub fn container(&self, container_id: &str) -> Result<ContainerSnapshot> {
+        let dir = self.container_dir(container_id);
+        let list = match fs::read_to_string(dir.join(LOWERS_FILE)) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ImageError::NotFound(format!("snapshot of container {container_id}")))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(ContainerSnapshot {
+            upper: dir.join("upper"),
+            work: dir.join("work"),
+            merged: dir.join("merged"),
+            lowers: list.lines().filter(|l| !l.is_empty()).map(PathBuf::from).collect(),
+        })
     }
 
     /// Unmounts (if mounted) and removes a container snapshot (idempotent).

@@ -23,4 +23,5 @@ pub use client::{
     DEFAULT_HOST,
 };
 pub use error::{ApiError, Result};
+pub use hyper::Method;
 pub use query::Query;

@@ -1,0 +1,10 @@
+//! Container commands.
+
+pub mod exec;
+pub mod files;
+pub mod lifecycle;
+pub mod logs;
+pub mod opts;
+pub mod ps;
+pub mod run;
+pub mod stdio;

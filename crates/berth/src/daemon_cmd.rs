@@ -1,0 +1,43 @@
+//! `berth daemon`: dockerd's flags → `berth_daemon::Config`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Root directory of persistent berth state
+    #[arg(long = "data-root", default_value = "/var/lib/berth")]
+    pub data_root: PathBuf,
+    /// Root directory for execution state files
+    #[arg(long = "exec-root", default_value = "/run/berth")]
+    pub exec_root: PathBuf,
+    /// Daemon socket to listen on
+    #[arg(short = 'H', long = "host", default_value = berth_api::DEFAULT_HOST)]
+    pub host: String,
+    /// OCI runtime: builtin, runc, or a path to a runtime binary
+    #[arg(long, default_value = "builtin")]
+    pub runtime: String,
+    /// Path of the berth-shim binary (default: next to berth)
+    #[arg(long)]
+    pub shim: Option<PathBuf>,
+    /// Set the logging level ("debug"|"info"|"warn"|"error"|"fatal")
+    #[arg(short = 'l', long = "log-level", default_value = "info")]
+    pub log_level: String,
+    /// Path to use for daemon PID file
+    #[arg(short = 'p', long)]
+    pub pidfile: Option<PathBuf>,
+}
+
+pub fn run(a: DaemonArgs) -> anyhow::Result<i32> {
+    berth_daemon::run(berth_daemon::Config {
+        data_root: a.data_root,
+        exec_root: a.exec_root,
+        host: a.host,
+        runtime: a.runtime,
+        shim: a.shim,
+        log_level: a.log_level,
+        pidfile: a.pidfile,
+    })?;
+    Ok(0)
+}

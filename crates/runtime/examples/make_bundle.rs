@@ -3,7 +3,8 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let bundle = std::path::PathBuf::from(args.next().ok_or("usage: make_bundle BUNDLE [ARGS...]")?);
+    let bundle =
+        std::path::PathBuf::from(args.next().ok_or("usage: make_bundle BUNDLE [ARGS...]")?);
     let mut cmd: Vec<String> = args.collect();
     if cmd.is_empty() {
         cmd = vec!["true".into()];

@@ -76,22 +76,42 @@ fn normalize(name: &str) -> Result<String> {
     if up == "ALL" {
         return Ok(up);
     }
-    let full = if up.starts_with("CAP_") { up } else { format!("CAP_{up}") };
+    let full = if up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    };
     if number(&full).is_none() {
-        return Err(RuntimeError::Spec(format!("unknown capability: \"{full}\"")));
+        return Err(RuntimeError::Spec(format!(
+            "unknown capability: \"{full}\""
+        )));
     }
     Ok(full)
 }
 
 /// Docker's capability arithmetic: start from `base`, add `add`, drop `drop` ("ALL" allowed in both).
 pub fn tweak(base: &[&str], add: &[String], drop: &[String]) -> Result<Vec<String>> {
-    let add = add.iter().map(|c| normalize(c)).collect::<Result<Vec<_>>>()?;
-    let drop = drop.iter().map(|c| normalize(c)).collect::<Result<Vec<_>>>()?;
-    let start: &[&str] = if add.iter().any(|c| c == "ALL") { ALL_CAPS } else { base };
+    let add = add
+        .iter()
+        .map(|c| normalize(c))
+        .collect::<Result<Vec<_>>>()?;
+    let drop = drop
+        .iter()
+        .map(|c| normalize(c))
+        .collect::<Result<Vec<_>>>()?;
+    let start: &[&str] = if add.iter().any(|c| c == "ALL") {
+        ALL_CAPS
+    } else {
+        base
+    };
     let mut caps: Vec<String> = if drop.iter().any(|c| c == "ALL") {
         Vec::new()
     } else {
-        start.iter().map(|c| c.to_string()).filter(|c| !drop.contains(c)).collect()
+        start
+            .iter()
+            .map(|c| c.to_string())
+            .filter(|c| !drop.contains(c))
+            .collect()
     };
     for c in add.into_iter().filter(|c| c != "ALL") {
         if !caps.contains(&c) {
@@ -107,7 +127,12 @@ mod tests {
 
     #[test]
     fn add_and_drop() {
-        let caps = tweak(DOCKER_DEFAULT_CAPS, &["net_admin".into()], &["CHOWN".into()]).unwrap();
+        let caps = tweak(
+            DOCKER_DEFAULT_CAPS,
+            &["net_admin".into()],
+            &["CHOWN".into()],
+        )
+        .unwrap();
         assert!(caps.contains(&"CAP_NET_ADMIN".to_string()));
         assert!(!caps.contains(&"CAP_CHOWN".to_string()));
         assert_eq!(caps.len(), DOCKER_DEFAULT_CAPS.len());

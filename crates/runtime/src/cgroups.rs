@@ -44,7 +44,9 @@ impl Layout {
         let mut hierarchies = Vec::new();
         for line in mountinfo.lines() {
             // "<id> <parent> <dev> <root> <mountpoint> <opts> [optional...] - <fstype> <source> <superopts>"
-            let Some((left, right)) = line.split_once(" - ") else { continue };
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
             let mountpoint = left.split(' ').nth(4).unwrap_or_default();
             let mut r = right.split(' ');
             let fstype = r.next().unwrap_or_default();
@@ -55,16 +57,30 @@ impl Layout {
                         .split(',')
                         .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent"))
                         .filter(|o| !o.contains('=') || o.starts_with("name="))
-                        .filter(|o| !matches!(*o, "noprefix" | "clone_children" | "xattr" | "cpuset_v2_mode"))
+                        .filter(|o| {
+                            !matches!(
+                                *o,
+                                "noprefix" | "clone_children" | "xattr" | "cpuset_v2_mode"
+                            )
+                        })
                         .map(str::to_string)
                         .collect();
-                    if hierarchies.iter().all(|h: &Hierarchy| h.mount != Path::new(mountpoint)) {
-                        hierarchies.push(Hierarchy { mount: unescape(mountpoint), controllers, v2: false });
+                    if hierarchies
+                        .iter()
+                        .all(|h: &Hierarchy| h.mount != Path::new(mountpoint))
+                    {
+                        hierarchies.push(Hierarchy {
+                            mount: unescape(mountpoint),
+                            controllers,
+                            v2: false,
+                        });
                     }
                 }
-                "cgroup2" => {
-                    hierarchies.push(Hierarchy { mount: unescape(mountpoint), controllers: Vec::new(), v2: true })
-                }
+                "cgroup2" => hierarchies.push(Hierarchy {
+                    mount: unescape(mountpoint),
+                    controllers: Vec::new(),
+                    v2: true,
+                }),
                 _ => {}
             }
         }
@@ -79,11 +95,17 @@ impl Layout {
     /// The directories a container with `path` ("/berth/<id>") lives in.
     pub fn dirs(&self, path: &str) -> Vec<(&Hierarchy, PathBuf)> {
         let rel = path.trim_start_matches('/');
-        self.hierarchies.iter().map(|h| (h, h.mount.join(rel))).collect()
+        self.hierarchies
+            .iter()
+            .map(|h| (h, h.mount.join(rel)))
+            .collect()
     }
 
     fn find(&self, path: &str, pred: impl Fn(&Hierarchy) -> bool) -> Option<PathBuf> {
-        self.dirs(path).into_iter().find(|(h, _)| pred(h)).map(|(_, d)| d)
+        self.dirs(path)
+            .into_iter()
+            .find(|(h, _)| pred(h))
+            .map(|(_, d)| d)
     }
 }
 
@@ -92,7 +114,8 @@ fn unescape(p: &str) -> PathBuf {
 }
 
 fn write(path: &Path, value: &str) -> Result<()> {
-    std::fs::write(path, value).map_err(|e| RuntimeError::Cgroup(format!("write {value:?} to {}: {e}", path.display())))
+    std::fs::write(path, value)
+        .map_err(|e| RuntimeError::Cgroup(format!("write {value:?} to {}: {e}", path.display())))
 }
 
 /// The cgroup of one container.
@@ -106,9 +129,14 @@ impl Cgroup {
     /// The container's cgroup at `path` (e.g. "/berth/<id>"), on this host's layout.
     pub fn new(path: &str) -> Result<Cgroup> {
         if path.split('/').any(|c| c == "..") {
-            return Err(RuntimeError::Cgroup(format!("invalid cgroup path {path:?}")));
+            return Err(RuntimeError::Cgroup(format!(
+                "invalid cgroup path {path:?}"
+            )));
         }
-        Ok(Cgroup { layout: Layout::detect()?, path: path.to_string() })
+        Ok(Cgroup {
+            layout: Layout::detect()?,
+            path: path.to_string(),
+        })
     }
 
     /// Create the directories (all hierarchies) and apply the limits.
@@ -118,7 +146,8 @@ impl Cgroup {
             if h.v2 && pure_v2 {
                 enable_v2_controllers(&h.mount, &dir)?;
             }
-            std::fs::create_dir_all(&dir).map_err(|e| RuntimeError::Cgroup(format!("mkdir {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| RuntimeError::Cgroup(format!("mkdir {}: {e}", dir.display())))?;
             if h.has("cpuset") {
                 inherit_cpuset(&h.mount, &dir)?;
             }
@@ -165,12 +194,20 @@ impl Cgroup {
             }
         }
         if let (Some(p), Some(d)) = (r.pids(), dir("pids")) {
-            let v = if p.limit() > 0 { p.limit().to_string() } else { "max".into() };
+            let v = if p.limit() > 0 {
+                p.limit().to_string()
+            } else {
+                "max".into()
+            };
             write(&d.join("pids.max"), &v)?;
         }
         if let (Some(devs), Some(d)) = (r.devices(), dir("devices")) {
             for rule in devs {
-                let file = if rule.allow() { "devices.allow" } else { "devices.deny" };
+                let file = if rule.allow() {
+                    "devices.allow"
+                } else {
+                    "devices.deny"
+                };
                 write(&d.join(file), &device_rule(rule))?;
             }
         }
@@ -178,7 +215,9 @@ impl Cgroup {
     }
 
     fn apply_v2(&self, r: &LinuxResources) -> Result<()> {
-        let Some(d) = self.layout.find(&self.path, |h| h.v2) else { return Ok(()) };
+        let Some(d) = self.layout.find(&self.path, |h| h.v2) else {
+            return Ok(());
+        };
         if let Some(limit) = r.memory().as_ref().and_then(|m| m.limit()) {
             write(&d.join("memory.max"), &limit.to_string())?;
         }
@@ -189,12 +228,22 @@ impl Cgroup {
                 write(&d.join("cpu.weight"), &weight.to_string())?;
             }
             if c.quota().is_some() || c.period().is_some() {
-                let quota = c.quota().filter(|q| *q > 0).map_or("max".to_string(), |q| q.to_string());
-                write(&d.join("cpu.max"), &format!("{quota} {}", c.period().unwrap_or(100_000)))?;
+                let quota = c
+                    .quota()
+                    .filter(|q| *q > 0)
+                    .map_or("max".to_string(), |q| q.to_string());
+                write(
+                    &d.join("cpu.max"),
+                    &format!("{quota} {}", c.period().unwrap_or(100_000)),
+                )?;
             }
         }
         if let Some(p) = r.pids() {
-            let v = if p.limit() > 0 { p.limit().to_string() } else { "max".into() };
+            let v = if p.limit() > 0 {
+                p.limit().to_string()
+            } else {
+                "max".into()
+            };
             write(&d.join("pids.max"), &v)?;
         }
         // Device rules on v2 need an eBPF program; not done yet (see the crate's report).
@@ -204,7 +253,10 @@ impl Cgroup {
     /// Freeze (pause) or thaw (resume) every process of the container.
     pub fn freeze(&self, frozen: bool) -> Result<()> {
         if let Some(d) = self.layout.find(&self.path, |h| h.has("freezer")) {
-            write(&d.join("freezer.state"), if frozen { "FROZEN" } else { "THAWED" })?;
+            write(
+                &d.join("freezer.state"),
+                if frozen { "FROZEN" } else { "THAWED" },
+            )?;
             // FREEZING is transient: wait until the kernel reports the final state.
             for _ in 0..1000 {
                 let now = std::fs::read_to_string(d.join("freezer.state")).unwrap_or_default();
@@ -215,7 +267,11 @@ impl Cgroup {
             }
             return Err(RuntimeError::Cgroup("freezer stuck in FREEZING".into()));
         }
-        if let Some(d) = self.layout.find(&self.path, |h| h.v2).filter(|_| self.layout.is_pure_v2()) {
+        if let Some(d) = self
+            .layout
+            .find(&self.path, |h| h.v2)
+            .filter(|_| self.layout.is_pure_v2())
+        {
             return write(&d.join("cgroup.freeze"), if frozen { "1" } else { "0" });
         }
         Err(RuntimeError::Cgroup("no freezer available".into()))
@@ -224,7 +280,8 @@ impl Cgroup {
     /// Whether the container is frozen.
     pub fn is_frozen(&self) -> bool {
         if let Some(d) = self.layout.find(&self.path, |h| h.has("freezer")) {
-            return std::fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN");
+            return std::fs::read_to_string(d.join("freezer.state"))
+                .is_ok_and(|s| s.trim() == "FROZEN");
         }
         self.layout
             .find(&self.path, |h| h.v2)
@@ -260,7 +317,12 @@ impl Cgroup {
                         tries += 1;
                         std::thread::sleep(std::time::Duration::from_millis(2));
                     }
-                    Err(e) => return Err(RuntimeError::Cgroup(format!("rmdir {}: {e}", dir.display()))),
+                    Err(e) => {
+                        return Err(RuntimeError::Cgroup(format!(
+                            "rmdir {}: {e}",
+                            dir.display()
+                        )))
+                    }
                 }
             }
         }
@@ -270,7 +332,9 @@ impl Cgroup {
 
 /// "a *:* rwm", "c 1:3 rwm" for devices.allow/deny.
 fn device_rule(rule: &LinuxDeviceCgroup) -> String {
-    let typ = rule.typ().map_or("a".to_string(), |t| t.as_str().to_string());
+    let typ = rule
+        .typ()
+        .map_or("a".to_string(), |t| t.as_str().to_string());
     let num = |n: Option<i64>| n.map_or("*".to_string(), |n| n.to_string());
     let access = rule.access().clone().unwrap_or_else(|| "rwm".into());
     if typ == "a" {
@@ -281,7 +345,9 @@ fn device_rule(rule: &LinuxDeviceCgroup) -> String {
 
 /// A new cpuset cgroup starts with empty cpus/mems; copy them down from the parent level by level.
 fn inherit_cpuset(mount: &Path, dir: &Path) -> Result<()> {
-    let Ok(rel) = dir.strip_prefix(mount) else { return Ok(()) };
+    let Ok(rel) = dir.strip_prefix(mount) else {
+        return Ok(());
+    };
     let mut cur = mount.to_path_buf();
     for comp in rel.components() {
         let parent = cur.clone();
@@ -299,7 +365,9 @@ fn inherit_cpuset(mount: &Path, dir: &Path) -> Result<()> {
 
 /// On pure v2, a child only gets the controllers its parents delegate in cgroup.subtree_control.
 fn enable_v2_controllers(mount: &Path, dir: &Path) -> Result<()> {
-    let Ok(rel) = dir.strip_prefix(mount) else { return Ok(()) };
+    let Ok(rel) = dir.strip_prefix(mount) else {
+        return Ok(());
+    };
     let available = std::fs::read_to_string(mount.join("cgroup.controllers")).unwrap_or_default();
     let wanted: Vec<String> = available
         .split_whitespace()
@@ -337,7 +405,10 @@ mod tests {
         let l = Layout::parse(HYBRID);
         assert_eq!(l.hierarchies.len(), 4);
         assert!(!l.is_pure_v2());
-        assert_eq!(l.hierarchies[2].controllers, vec!["name=systemd".to_string()]);
+        assert_eq!(
+            l.hierarchies[2].controllers,
+            vec!["name=systemd".to_string()]
+        );
         let dirs = l.dirs("/berth/x");
         assert_eq!(dirs[1].1, PathBuf::from("/sys/fs/cgroup/memory/berth/x"));
         assert!(dirs[3].0.v2);

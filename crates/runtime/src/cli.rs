@@ -28,7 +28,9 @@ struct State {
 
 fn container_dir(root: &Path, id: &str) -> Result<PathBuf> {
     if id.is_empty() || id.contains('/') || id == "." || id == ".." {
-        return Err(RuntimeError::InvalidState(format!("invalid container id {id:?}")));
+        return Err(RuntimeError::InvalidState(format!(
+            "invalid container id {id:?}"
+        )));
     }
     Ok(root.join(id))
 }
@@ -39,13 +41,17 @@ fn load(root: &Path, id: &str) -> Result<State> {
         std::io::ErrorKind::NotFound => RuntimeError::NoSuchContainer(id.to_string()),
         _ => RuntimeError::Io(e),
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| RuntimeError::InvalidState(format!("corrupt state of {id}: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| RuntimeError::InvalidState(format!("corrupt state of {id}: {e}")))
 }
 
 fn save(root: &Path, state: &State) -> Result<()> {
     let dir = container_dir(root, &state.id)?;
     let tmp = dir.join(".state.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec(state).map_err(|e| RuntimeError::InvalidState(e.to_string()))?)?;
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec(state).map_err(|e| RuntimeError::InvalidState(e.to_string()))?,
+    )?;
     std::fs::rename(tmp, dir.join(STATE_FILE))?;
     Ok(())
 }
@@ -84,7 +90,9 @@ fn status(root: &Path, state: &State) -> &'static str {
 }
 
 fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     format!("@{secs}")
 }
 
@@ -95,12 +103,19 @@ fn write_pid_file(pid_file: Option<&Path>, pid: i32) -> Result<()> {
     Ok(())
 }
 
-fn init_container(root: &Path, id: &str, bundle: &Path, gate_fifo: bool) -> Result<(PathBuf, oci_spec::runtime::Spec, StartGate)> {
+fn init_container(
+    root: &Path,
+    id: &str,
+    bundle: &Path,
+    gate_fifo: bool,
+) -> Result<(PathBuf, oci_spec::runtime::Spec, StartGate)> {
     let dir = container_dir(root, id)?;
     std::fs::create_dir_all(root)?;
     match std::fs::create_dir(&dir) {
         Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(RuntimeError::AlreadyExists(id.into())),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(RuntimeError::AlreadyExists(id.into()))
+        }
         Err(e) => return Err(e.into()),
     }
     let bundle = std::fs::canonicalize(bundle)?;
@@ -113,10 +128,15 @@ fn init_container(root: &Path, id: &str, bundle: &Path, gate_fifo: bool) -> Resu
     };
     let gate = if gate_fifo {
         let fifo = dir.join(EXEC_FIFO);
-        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o622))
-            .map_err(|e| RuntimeError::syscall("mkfifo exec.fifo", e))?;
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::from_raw_mode(0o622),
+        )
+        .map_err(|e| RuntimeError::syscall("mkfifo exec.fifo", e))?;
         // mkfifo applies the umask; others must be able to write it (a non-root init).
-        rustix::fs::chmod(&fifo, rustix::fs::Mode::from_raw_mode(0o622)).map_err(|e| RuntimeError::syscall("chmod exec.fifo", e))?;
+        rustix::fs::chmod(&fifo, rustix::fs::Mode::from_raw_mode(0o622))
+            .map_err(|e| RuntimeError::syscall("chmod exec.fifo", e))?;
         StartGate::Fifo(fifo)
     } else {
         StartGate::Immediate
@@ -124,7 +144,13 @@ fn init_container(root: &Path, id: &str, bundle: &Path, gate_fifo: bool) -> Resu
     Ok((bundle, spec, gate))
 }
 
-fn create_with(root: &Path, id: &str, bundle: &Path, pid_file: Option<&Path>, fifo: bool) -> Result<State> {
+fn create_with(
+    root: &Path,
+    id: &str,
+    bundle: &Path,
+    pid_file: Option<&Path>,
+    fifo: bool,
+) -> Result<State> {
     let (bundle, spec, gate) = init_container(root, id, bundle, fifo)?;
     let created = ProcessIo::inherit().and_then(|io| builtin::create(id, &bundle, &spec, io, gate));
     let created = match created {
@@ -156,17 +182,23 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     let state = load(root, id)?;
     let fifo = container_dir(root, id)?.join(EXEC_FIFO);
     if !fifo.exists() {
-        return Err(RuntimeError::InvalidState("cannot start an already running container".into()));
+        return Err(RuntimeError::InvalidState(
+            "cannot start an already running container".into(),
+        ));
     }
     if !alive(&state) {
-        return Err(RuntimeError::InvalidState("cannot start a container that has stopped".into()));
+        return Err(RuntimeError::InvalidState(
+            "cannot start a container that has stopped".into(),
+        ));
     }
     let mut f = std::fs::File::open(&fifo)?;
     let mut byte = [0u8; 1];
     let n = f.read(&mut byte)?;
     std::fs::remove_file(&fifo)?;
     if n == 0 {
-        return Err(RuntimeError::InvalidState("container init exited before start".into()));
+        return Err(RuntimeError::InvalidState(
+            "container init exited before start".into(),
+        ));
     }
     Ok(())
 }
@@ -224,7 +256,11 @@ pub fn parse_signal(sig: &str) -> Result<i32> {
         "IO" | "POLL" => libc::SIGIO,
         "PWR" => libc::SIGPWR,
         "SYS" => libc::SIGSYS,
-        _ => return Err(RuntimeError::InvalidState(format!("unknown signal {sig:?}"))),
+        _ => {
+            return Err(RuntimeError::InvalidState(format!(
+                "unknown signal {sig:?}"
+            )))
+        }
     };
     Ok(n)
 }
@@ -270,8 +306,11 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
 /// create + start + wait + delete; returns the process's exit code (128+signal if killed).
 pub fn run(root: &Path, id: &str, bundle: &Path, pid_file: Option<&Path>) -> Result<i32> {
     let st = create_with(root, id, bundle, pid_file, false)?;
-    let status = rustix::process::waitpid(rustix::process::Pid::from_raw(st.pid), rustix::process::WaitOptions::empty())
-        .map_err(|e| RuntimeError::syscall("wait for container", e))?;
+    let status = rustix::process::waitpid(
+        rustix::process::Pid::from_raw(st.pid),
+        rustix::process::WaitOptions::empty(),
+    )
+    .map_err(|e| RuntimeError::syscall("wait for container", e))?;
     let code = match status {
         Some((_, s)) => match (s.exit_status(), s.terminating_signal()) {
             (Some(c), _) => c,

@@ -19,7 +19,10 @@ pub enum RuntimeError {
     User(String),
     /// A syscall of a named step failed.
     #[error("{step}: {source}")]
-    Syscall { step: &'static str, source: io::Error },
+    Syscall {
+        step: &'static str,
+        source: io::Error,
+    },
     /// The container's init reported a failure in a named step.
     #[error("container init failed: {0}")]
     Init(String),
@@ -48,7 +51,10 @@ pub enum RuntimeError {
 impl RuntimeError {
     /// Wrap the last OS error (errno) of a named step.
     pub(crate) fn syscall(step: &'static str, source: impl Into<io::Error>) -> Self {
-        RuntimeError::Syscall { step, source: source.into() }
+        RuntimeError::Syscall {
+            step,
+            source: source.into(),
+        }
     }
 
     /// The exit code a container process would report for this error (Docker's convention).

@@ -19,7 +19,8 @@ impl ProcessIo {
     /// The calling process's own stdin/stdout/stderr, duplicated (runc's "inherited" stdio).
     pub fn inherit() -> Result<Self> {
         let dup = |fd: BorrowedFd<'_>| {
-            rustix::io::fcntl_dupfd_cloexec(fd, 3).map_err(|e| RuntimeError::syscall("dup stdio", e))
+            rustix::io::fcntl_dupfd_cloexec(fd, 3)
+                .map_err(|e| RuntimeError::syscall("dup stdio", e))
         };
         Ok(ProcessIo {
             stdin: dup(rustix::stdio::stdin())?,
@@ -31,8 +32,17 @@ impl ProcessIo {
 
     /// Use one pty slave for all three streams.
     pub fn from_pty_slave(slave: &OwnedFd) -> Result<Self> {
-        let dup = || slave.try_clone().map_err(|e| RuntimeError::syscall("dup pty slave", e));
-        Ok(ProcessIo { stdin: dup()?, stdout: dup()?, stderr: dup()?, terminal: true })
+        let dup = || {
+            slave
+                .try_clone()
+                .map_err(|e| RuntimeError::syscall("dup pty slave", e))
+        };
+        Ok(ProcessIo {
+            stdin: dup()?,
+            stdout: dup()?,
+            stderr: dup()?,
+            terminal: true,
+        })
     }
 }
 
@@ -45,20 +55,32 @@ pub struct Pty {
 
 /// Open a new pty pair (both ends close-on-exec).
 pub fn open_pty() -> Result<Pty> {
-    let master = rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
-        .map_err(|e| RuntimeError::syscall("open /dev/ptmx", e))?;
+    let master =
+        rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+            .map_err(|e| RuntimeError::syscall("open /dev/ptmx", e))?;
     rustix::pty::grantpt(&master).map_err(|e| RuntimeError::syscall("grantpt", e))?;
     rustix::pty::unlockpt(&master).map_err(|e| RuntimeError::syscall("unlockpt", e))?;
-    let name = rustix::pty::ptsname(&master, Vec::new()).map_err(|e| RuntimeError::syscall("ptsname", e))?;
-    let slave = rustix::fs::open(name.as_c_str(), OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| RuntimeError::syscall("open pty slave", e))?;
+    let name = rustix::pty::ptsname(&master, Vec::new())
+        .map_err(|e| RuntimeError::syscall("ptsname", e))?;
+    let slave = rustix::fs::open(
+        name.as_c_str(),
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| RuntimeError::syscall("open pty slave", e))?;
     Ok(Pty { master, slave })
 }
 
 /// Set a terminal's window size (rows x cols).
 pub fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<()> {
-    let ws = rustix::termios::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
-    rustix::termios::tcsetwinsize(fd.as_fd(), ws).map_err(|e| RuntimeError::syscall("set window size", e))
+    let ws = rustix::termios::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    rustix::termios::tcsetwinsize(fd.as_fd(), ws)
+        .map_err(|e| RuntimeError::syscall("set window size", e))
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 //! kernel filter with libseccomp.
 
 use crate::error::{Result, RuntimeError};
-use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
 use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator};
 use serde_json::{json, Value};
 
@@ -92,7 +94,9 @@ pub fn docker_default_profile(caps: &[String]) -> Value {
         rules.push(json!({"names": ["clone"], "action": "SCMP_ACT_ALLOW",
             "args": [{"index": 0, "value": CLONE_NAMESPACE_MASK, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]}));
         // clone3's flags live in memory seccomp cannot inspect: make libc fall back to clone.
-        rules.push(json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS}));
+        rules.push(
+            json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS}),
+        );
     }
     json!({
         "defaultAction": "SCMP_ACT_ERRNO",
@@ -109,7 +113,9 @@ fn names(s: &str) -> Vec<&str> {
 fn action(a: LinuxSeccompAction, errno: Option<u32>) -> ScmpAction {
     let errno = errno.map_or(libc::EPERM, |e| e as i32);
     match a {
-        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => ScmpAction::KillThread,
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
+            ScmpAction::KillThread
+        }
         LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
         LinuxSeccompAction::ScmpActTrap => ScmpAction::Trap,
         LinuxSeccompAction::ScmpActErrno => ScmpAction::Errno(errno),
@@ -120,7 +126,12 @@ fn action(a: LinuxSeccompAction, errno: Option<u32>) -> ScmpAction {
     }
 }
 
-fn compare(op: LinuxSeccompOperator, index: u32, value: u64, value_two: Option<u64>) -> ScmpArgCompare {
+fn compare(
+    op: LinuxSeccompOperator,
+    index: u32,
+    value: u64,
+    value_two: Option<u64>,
+) -> ScmpArgCompare {
     let op = match op {
         LinuxSeccompOperator::ScmpCmpNe => ScmpCompareOp::NotEqual,
         LinuxSeccompOperator::ScmpCmpLt => ScmpCompareOp::Less,
@@ -131,7 +142,11 @@ fn compare(op: LinuxSeccompOperator, index: u32, value: u64, value_two: Option<u
         // MASKED_EQ: (arg & value) == value_two
         LinuxSeccompOperator::ScmpCmpMaskedEq => ScmpCompareOp::MaskedEqual(value),
     };
-    let datum = if matches!(op, ScmpCompareOp::MaskedEqual(_)) { value_two.unwrap_or(0) } else { value };
+    let datum = if matches!(op, ScmpCompareOp::MaskedEqual(_)) {
+        value_two.unwrap_or(0)
+    } else {
+        value
+    };
     ScmpArgCompare::new(index, op, datum)
 }
 
@@ -150,7 +165,11 @@ fn arch(a: &oci_spec::runtime::Arch) -> Option<ScmpArch> {
 /// Compile a spec's seccomp section into a filter (not yet loaded).
 pub fn compile(profile: &LinuxSeccomp) -> Result<ScmpFilterContext> {
     let err = |e: libseccomp::error::SeccompError| RuntimeError::Seccomp(e.to_string());
-    let mut filter = ScmpFilterContext::new(action(profile.default_action(), profile.default_errno_ret())).map_err(err)?;
+    let mut filter = ScmpFilterContext::new(action(
+        profile.default_action(),
+        profile.default_errno_ret(),
+    ))
+    .map_err(err)?;
     for a in profile.architectures().iter().flatten().filter_map(arch) {
         if a != ScmpArch::native() {
             filter.add_arch(a).map_err(err)?;
@@ -166,7 +185,9 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<ScmpFilterContext> {
             .collect();
         for name in rule.names() {
             // Names of other architectures (chown32, ...) do not resolve here: skip them, as runc does.
-            let Ok(call) = ScmpSyscall::from_name(name) else { continue };
+            let Ok(call) = ScmpSyscall::from_name(name) else {
+                continue;
+            };
             let added = if conds.is_empty() {
                 filter.add_rule(act, call)
             } else {
@@ -189,7 +210,10 @@ mod tests {
 
     #[test]
     fn default_profile_compiles() {
-        let caps: Vec<String> = crate::capabilities::DOCKER_DEFAULT_CAPS.iter().map(|c| c.to_string()).collect();
+        let caps: Vec<String> = crate::capabilities::DOCKER_DEFAULT_CAPS
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
         let profile: LinuxSeccomp = serde_json::from_value(docker_default_profile(&caps)).unwrap();
         assert_eq!(profile.default_errno_ret(), Some(1));
         compile(&profile).unwrap();
@@ -217,12 +241,17 @@ pub fn program(profile: &LinuxSeccomp) -> Result<Program> {
     let json = serde_json::to_vec(profile).map_err(|e| RuntimeError::Seccomp(e.to_string()))?;
     let mut h = std::collections::hash_map::DefaultHasher::new();
     json.hash(&mut h);
-    let cached = std::path::Path::new(CACHE_DIR).join(format!("{:016x}-{}.bpf", h.finish(), json.len()));
-    if let Some(p) = std::fs::read(&cached).ok().and_then(|b| Program::from_bytes(&b)) {
+    let cached =
+        std::path::Path::new(CACHE_DIR).join(format!("{:016x}-{}.bpf", h.finish(), json.len()));
+    if let Some(p) = std::fs::read(&cached)
+        .ok()
+        .and_then(|b| Program::from_bytes(&b))
+    {
         return Ok(p);
     }
     let bytes = export_bpf(&compile(profile)?)?;
-    let program = Program::from_bytes(&bytes).ok_or_else(|| RuntimeError::Seccomp("libseccomp exported a malformed program".into()))?;
+    let program = Program::from_bytes(&bytes)
+        .ok_or_else(|| RuntimeError::Seccomp("libseccomp exported a malformed program".into()))?;
     // Best effort: a read-only /run only costs the next container the compile time.
     let _ = store(&cached, &bytes);
     Ok(program)
@@ -233,7 +262,9 @@ fn export_bpf(filter: &ScmpFilterContext) -> Result<Vec<u8>> {
     use std::io::{Read, Seek};
     let fd = rustix::fs::memfd_create("berth-seccomp", rustix::fs::MemfdFlags::CLOEXEC)
         .map_err(|e| RuntimeError::syscall("memfd_create", e))?;
-    filter.export_bpf(&fd).map_err(|e| RuntimeError::Seccomp(e.to_string()))?;
+    filter
+        .export_bpf(&fd)
+        .map_err(|e| RuntimeError::Seccomp(e.to_string()))?;
     let mut f = std::fs::File::from(fd);
     let mut bytes = Vec::new();
     f.rewind()?;
@@ -244,7 +275,10 @@ fn export_bpf(filter: &ScmpFilterContext) -> Result<Vec<u8>> {
 fn store(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     let dir = path.parent().unwrap_or(std::path::Path::new("/"));
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     let tmp = dir.join(format!(".tmp-{}", std::process::id()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(tmp, path)
@@ -252,7 +286,7 @@ fn store(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
 
 impl Program {
     fn from_bytes(b: &[u8]) -> Option<Program> {
-        if b.is_empty() || b.len() % 8 != 0 || b.len() / 8 > u16::MAX as usize {
+        if b.is_empty() || !b.len().is_multiple_of(8) || b.len() / 8 > u16::MAX as usize {
             return None;
         }
         Some(Program(
@@ -270,14 +304,25 @@ impl Program {
     /// Install the filter on the calling thread. Without no_new_privs this needs CAP_SYS_ADMIN;
     /// unlike libseccomp's default, it does not set no_new_privs (Docker does not either).
     pub fn load(&self) -> Result<()> {
-        let prog = libc::sock_fprog { len: self.0.len() as u16, filter: self.0.as_ptr() as *mut libc::sock_filter };
+        let prog = libc::sock_fprog {
+            len: self.0.len() as u16,
+            filter: self.0.as_ptr() as *mut libc::sock_filter,
+        };
         // SAFETY: `prog` points at self.0, a live array of exactly `len` instructions; the kernel
         // copies it and does not keep the pointer.
         let ret = unsafe {
-            libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &prog as *const libc::sock_fprog)
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                &prog as *const libc::sock_fprog,
+            )
         };
         if ret == -1 {
-            return Err(RuntimeError::Seccomp(format!("load filter: {}", std::io::Error::last_os_error())));
+            return Err(RuntimeError::Seccomp(format!(
+                "load filter: {}",
+                std::io::Error::last_os_error()
+            )));
         }
         Ok(())
     }

@@ -84,7 +84,13 @@ pub const MASKED_PATHS: &[&str] = &[
 ];
 
 /// Docker's read-only paths.
-pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 /// Docker's default /dev/shm size (64 MiB).
 pub const DEFAULT_SHM_SIZE: u64 = 64 * 1024 * 1024;
@@ -118,7 +124,10 @@ pub fn build(opts: &SpecOptions) -> Result<Spec> {
     }
     if !opts.rlimits.is_empty() {
         process["rlimits"] = Value::Array(
-            opts.rlimits.iter().map(|(n, s, h)| json!({"type": rlimit_name(n), "soft": s, "hard": h})).collect(),
+            opts.rlimits
+                .iter()
+                .map(|(n, s, h)| json!({"type": rlimit_name(n), "soft": s, "hard": h}))
+                .collect(),
         );
     }
 
@@ -202,9 +211,7 @@ fn namespaces(opts: &SpecOptions) -> Value {
 
 /// Docker's device cgroup allow-list plus the limits asked for.
 fn resources(opts: &SpecOptions) -> Value {
-    let dev = |t: &str, major: Option<i64>, minor: Option<i64>, access: &str| {
-        json!({"allow": true, "type": t, "major": major, "minor": minor, "access": access})
-    };
+    let dev = |t: &str, major: Option<i64>, minor: Option<i64>, access: &str| json!({"allow": true, "type": t, "major": major, "minor": minor, "access": access});
     let devices = if opts.privileged {
         vec![json!({"allow": true, "access": "rwm"})]
     } else {
@@ -267,9 +274,7 @@ fn mounts(opts: &SpecOptions) -> Result<Vec<Value>> {
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}),
     ];
-    let bind = |dest: &str, src: &Path| {
-        json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]})
-    };
+    let bind = |dest: &str, src: &Path| json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]});
     if let Some(p) = &opts.resolv_conf {
         m.push(bind("/etc/resolv.conf", p));
     }
@@ -303,7 +308,8 @@ pub fn write_bundle(bundle: &Path, spec: &Spec) -> Result<()> {
 /// Read `<bundle>/config.json`. A relative root path is resolved against the bundle.
 pub fn load_bundle(bundle: &Path) -> Result<Spec> {
     let bytes = std::fs::read(bundle.join("config.json"))?;
-    let mut spec: Spec = serde_json::from_slice(&bytes).map_err(|e| RuntimeError::Spec(e.to_string()))?;
+    let mut spec: Spec =
+        serde_json::from_slice(&bytes).map_err(|e| RuntimeError::Spec(e.to_string()))?;
     if let Some(root) = spec.root_mut() {
         if root.path().is_relative() {
             let abs = bundle.join(root.path());
@@ -331,7 +337,12 @@ mod tests {
     }
 
     fn mount_dests(spec: &Spec) -> Vec<String> {
-        spec.mounts().as_ref().unwrap().iter().map(|m| m.destination().display().to_string()).collect()
+        spec.mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| m.destination().display().to_string())
+            .collect()
     }
 
     #[test]
@@ -352,10 +363,24 @@ mod tests {
 
         assert_eq!(
             mount_dests(&spec),
-            ["/proc", "/dev", "/dev/pts", "/sys", "/sys/fs/cgroup", "/dev/mqueue", "/dev/shm"]
+            [
+                "/proc",
+                "/dev",
+                "/dev/pts",
+                "/sys",
+                "/sys/fs/cgroup",
+                "/dev/mqueue",
+                "/dev/shm"
+            ]
         );
         let linux = spec.linux().as_ref().unwrap();
-        let ns: Vec<_> = linux.namespaces().as_ref().unwrap().iter().map(|n| n.typ()).collect();
+        let ns: Vec<_> = linux
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|n| n.typ())
+            .collect();
         assert_eq!(
             ns,
             [
@@ -367,9 +392,19 @@ mod tests {
                 LinuxNamespaceType::Cgroup
             ]
         );
-        assert_eq!(linux.masked_paths().as_ref().unwrap().len(), MASKED_PATHS.len());
-        assert!(linux.readonly_paths().as_ref().unwrap().contains(&"/proc/sys".to_string()));
-        assert_eq!(linux.cgroups_path().as_deref(), Some(Path::new("/berth/abc")));
+        assert_eq!(
+            linux.masked_paths().as_ref().unwrap().len(),
+            MASKED_PATHS.len()
+        );
+        assert!(linux
+            .readonly_paths()
+            .as_ref()
+            .unwrap()
+            .contains(&"/proc/sys".to_string()));
+        assert_eq!(
+            linux.cgroups_path().as_deref(),
+            Some(Path::new("/berth/abc"))
+        );
         assert!(linux.seccomp().is_some());
         let sys = &spec.mounts().as_ref().unwrap()[3];
         assert!(sys.options().as_ref().unwrap().contains(&"ro".to_string()));
@@ -386,29 +421,58 @@ mod tests {
         o.terminal = true;
         o.hosts_file = Some("/tmp/hosts".into());
         let spec = build(&o).unwrap();
-        let caps = spec.process().as_ref().unwrap().capabilities().as_ref().unwrap();
+        let caps = spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .as_ref()
+            .unwrap();
         assert_eq!(caps.effective().as_ref().unwrap().len(), ALL_CAPS.len());
         let linux = spec.linux().as_ref().unwrap();
         assert!(linux.masked_paths().is_none() && linux.seccomp().is_none());
-        assert!(!linux.namespaces().as_ref().unwrap().iter().any(|n| n.typ() == LinuxNamespaceType::Network));
+        assert!(!linux
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|n| n.typ() == LinuxNamespaceType::Network));
         let res = linux.resources().as_ref().unwrap();
         assert_eq!(res.memory().as_ref().unwrap().limit(), Some(64 << 20));
         assert_eq!(res.pids().as_ref().unwrap().limit(), 10);
-        assert!(spec.process().as_ref().unwrap().env().as_ref().unwrap().contains(&"TERM=xterm".to_string()));
-        assert_eq!(mount_dests(&spec).last().map(String::as_str), Some("/etc/hosts"));
+        assert!(spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .env()
+            .as_ref()
+            .unwrap()
+            .contains(&"TERM=xterm".to_string()));
+        assert_eq!(
+            mount_dests(&spec).last().map(String::as_str),
+            Some("/etc/hosts")
+        );
     }
 
     #[test]
     fn user_is_resolved() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("etc")).unwrap();
-        std::fs::write(dir.path().join("etc/passwd"), "app:x:1000:1001::/home/app:/bin/sh\n").unwrap();
+        std::fs::write(
+            dir.path().join("etc/passwd"),
+            "app:x:1000:1001::/home/app:/bin/sh\n",
+        )
+        .unwrap();
         let mut o = opts(dir.path());
         o.user = "app".into();
         let spec = build(&o).unwrap();
         let p = spec.process().as_ref().unwrap();
         assert_eq!((p.user().uid(), p.user().gid()), (1000, 1001));
-        assert!(p.env().as_ref().unwrap().contains(&"HOME=/home/app".to_string()));
+        assert!(p
+            .env()
+            .as_ref()
+            .unwrap()
+            .contains(&"HOME=/home/app".to_string()));
     }
 
     #[test]

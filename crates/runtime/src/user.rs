@@ -44,7 +44,9 @@ pub fn resolve(rootfs: &Path, user: &str) -> Result<ResolvedUser> {
     let entry = match user_part.parse::<u32>() {
         Ok(uid) => passwd.iter().find(|e| e.uid == uid),
         Err(_) => Some(passwd.iter().find(|e| e.name == user_part).ok_or_else(|| {
-            RuntimeError::User(format!("unable to find user {user_part}: no matching entries in passwd file"))
+            RuntimeError::User(format!(
+                "unable to find user {user_part}: no matching entries in passwd file"
+            ))
         })?),
     };
     let uid = match entry {
@@ -60,34 +62,50 @@ pub fn resolve(rootfs: &Path, user: &str) -> Result<ResolvedUser> {
     if let Some(g) = group_part.filter(|g| !g.is_empty()) {
         gid = match g.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => {
-                groups.iter().find(|e| e.name == g).map(|e| e.gid).ok_or_else(|| {
-                    RuntimeError::User(format!("unable to find group {g}: no matching entries in group file"))
-                })?
-            }
+            Err(_) => groups
+                .iter()
+                .find(|e| e.name == g)
+                .map(|e| e.gid)
+                .ok_or_else(|| {
+                    RuntimeError::User(format!(
+                        "unable to find group {g}: no matching entries in group file"
+                    ))
+                })?,
         };
     }
     // Docker only adds supplementary groups when the user was given by (or resolved to) a name.
     let additional_gids = match entry {
         Some(e) => groups
             .iter()
-            .filter(|g| g.gid != gid && g.members.iter().any(|m| *m == e.name))
+            .filter(|g| g.gid != gid && g.members.contains(&e.name))
             .map(|g| g.gid)
             .collect(),
         None => Vec::new(),
     };
-    Ok(ResolvedUser { uid, gid, additional_gids, home })
+    Ok(ResolvedUser {
+        uid,
+        gid,
+        additional_gids,
+        home,
+    })
 }
 
 /// Read `rel` below `rootfs` without escaping it; a missing file reads as empty.
 fn read_in_root(rootfs: &Path, rel: &str) -> String {
-    let Ok(root) = rustix::fs::open(rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-    else {
+    let Ok(root) = rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
         return String::new();
     };
-    let Ok(fd) =
-        rustix::fs::openat2(&root, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty(), ResolveFlags::IN_ROOT)
-    else {
+    let Ok(fd) = rustix::fs::openat2(
+        &root,
+        rel,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT,
+    ) else {
         return String::new();
     };
     let mut text = String::new();
@@ -107,7 +125,11 @@ fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
                 name: f[0].to_string(),
                 uid: f[2].parse().ok()?,
                 gid: f[3].parse().ok()?,
-                home: f.get(5).filter(|h| !h.is_empty()).map_or("/", |h| h).to_string(),
+                home: f
+                    .get(5)
+                    .filter(|h| !h.is_empty())
+                    .map_or("/", |h| h)
+                    .to_string(),
             })
         })
         .collect()
@@ -126,7 +148,12 @@ fn parse_group(text: &str) -> Vec<GroupEntry> {
                 gid: f[2].parse().ok()?,
                 members: f
                     .get(3)
-                    .map(|m| m.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+                    .map(|m| {
+                        m.split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    })
                     .unwrap_or_default(),
             })
         })
@@ -145,7 +172,11 @@ mod tests {
             "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\n",
         )
         .unwrap();
-        std::fs::write(dir.path().join("etc/group"), "root:x:0:\nalice:x:1000:\nwheel:x:10:alice,bob\n").unwrap();
+        std::fs::write(
+            dir.path().join("etc/group"),
+            "root:x:0:\nalice:x:1000:\nwheel:x:10:alice,bob\n",
+        )
+        .unwrap();
         dir
     }
 
@@ -158,7 +189,10 @@ mod tests {
     #[test]
     fn by_name_with_groups() {
         let r = resolve(rootfs().path(), "alice").unwrap();
-        assert_eq!((r.uid, r.gid, r.additional_gids.clone()), (1000, 1000, vec![10]));
+        assert_eq!(
+            (r.uid, r.gid, r.additional_gids.clone()),
+            (1000, 1000, vec![10])
+        );
         assert_eq!(r.home, "/home/alice");
     }
 
@@ -177,7 +211,10 @@ mod tests {
     #[test]
     fn unknown_name_has_dockers_text() {
         let e = resolve(rootfs().path(), "bob").unwrap_err();
-        assert_eq!(e.to_string(), "unable to find user bob: no matching entries in passwd file");
+        assert_eq!(
+            e.to_string(),
+            "unable to find user bob: no matching entries in passwd file"
+        );
     }
 
     #[test]

@@ -40,7 +40,11 @@ fn only_own_processes() {
     need_root!();
     let (code, out, err) = sh("ps", "ps -o pid,comm");
     assert_eq!(code, 0, "stderr: {err}");
-    let pids: Vec<&str> = out.lines().skip(1).map(|l| l.split_whitespace().next().unwrap_or("")).collect();
+    let pids: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap_or(""))
+        .collect();
     // sh -c execs ps directly (one command): ps is PID 1 and alone.
     assert_eq!(pids, ["1"], "{out}");
 }
@@ -50,7 +54,12 @@ fn docker_mounts() {
     need_root!();
     let (code, out, err) = sh("mounts", "cat /proc/self/mounts");
     assert_eq!(code, 0, "stderr: {err}");
-    let find = |dest: &str| out.lines().find(|l| l.split(' ').nth(1) == Some(dest)).unwrap_or_else(|| panic!("{dest} missing:\n{out}")).to_string();
+    let find = |dest: &str| {
+        out.lines()
+            .find(|l| l.split(' ').nth(1) == Some(dest))
+            .unwrap_or_else(|| panic!("{dest} missing:\n{out}"))
+            .to_string()
+    };
     assert!(find("/proc").starts_with("proc /proc proc"));
     assert!(find("/dev").starts_with("tmpfs /dev tmpfs"));
     assert!(find("/dev/pts").starts_with("devpts /dev/pts devpts"));
@@ -79,7 +88,10 @@ fn runs_as_user() {
     let (code, out, err) = b.run_berth();
     assert_eq!(code, 0, "stderr: {err}");
     assert!(out.starts_with("uid=1000(user) gid=1000(user)"), "{out}");
-    let (_, caps, _) = Bundle::new("usercaps", &["grep", "CapEff", "/proc/self/status"], |o| o.user = "1000".into()).run_berth();
+    let (_, caps, _) = Bundle::new("usercaps", &["grep", "CapEff", "/proc/self/status"], |o| {
+        o.user = "1000".into()
+    })
+    .run_berth();
     assert_eq!(caps.trim(), "CapEff:\t0000000000000000");
     assert_no_cgroups_left("user");
 }
@@ -91,7 +103,10 @@ fn exit_codes() {
     let b = Bundle::new("nosuch", &["nosuch"], |_| {});
     let (code, _, err) = b.run_berth();
     assert_eq!(code, 1, "the CLI fails to create");
-    assert!(err.contains("exec: \"nosuch\": executable file not found in $PATH"), "{err}");
+    assert!(
+        err.contains("exec: \"nosuch\": executable file not found in $PATH"),
+        "{err}"
+    );
     assert_no_cgroups_left("nosuch");
 }
 
@@ -106,10 +121,18 @@ fn seccomp_blocks_what_docker_blocks() {
 #[test]
 fn memory_and_pids_limits() {
     need_root!();
-    let b = Bundle::new("limits", &["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max"], |o| {
-        o.memory_limit = Some(64 << 20);
-        o.pids_limit = Some(42);
-    });
+    let b = Bundle::new(
+        "limits",
+        &[
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max",
+        ],
+        |o| {
+            o.memory_limit = Some(64 << 20);
+            o.pids_limit = Some(42);
+        },
+    );
     let (code, out, err) = b.run_berth();
     assert_eq!(code, 0, "stderr: {err}");
     assert_eq!(out, format!("{}\n42\n", 64u64 << 20));

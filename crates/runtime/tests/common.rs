@@ -6,8 +6,10 @@ use berth_runtime::spec::{self, SpecOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub const APPLETS: &[&str] =
-    &["sh", "echo", "cat", "ps", "hostname", "id", "ls", "sleep", "mount", "true", "false", "grep", "sort", "awk", "sed", "head"];
+pub const APPLETS: &[&str] = &[
+    "sh", "echo", "cat", "ps", "hostname", "id", "ls", "sleep", "mount", "true", "false", "grep",
+    "sort", "awk", "sed", "head",
+];
 
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
@@ -31,8 +33,11 @@ impl Bundle {
         for a in APPLETS {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
         }
-        std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n")
-            .unwrap();
+        std::fs::write(
+            rootfs.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n",
+        )
+        .unwrap();
         std::fs::write(rootfs.join("etc/group"), "root:x:0:\nuser:x:1000:\n").unwrap();
         let mut opts = SpecOptions {
             rootfs: rootfs.clone(),
@@ -46,7 +51,10 @@ impl Bundle {
         tweak(&mut opts);
         let spec = spec::build(&opts).unwrap();
         spec::write_bundle(dir.path(), &spec).unwrap();
-        Bundle { dir, name: name.to_string() }
+        Bundle {
+            dir,
+            name: name.to_string(),
+        }
     }
 
     pub fn path(&self) -> &Path {

@@ -44,8 +44,19 @@ pub fn run(args: InitArgs<'_>) -> ! {
 }
 
 fn steps(args: InitArgs<'_>, sync: &mut ChildSync) -> Result<std::convert::Infallible> {
-    let InitArgs { spec, rootfs, cgroup, io, gate, sync: _, seccomp } = args;
-    let process = spec.process().clone().ok_or_else(|| RuntimeError::Spec("no process in spec".into()))?;
+    let InitArgs {
+        spec,
+        rootfs,
+        cgroup,
+        io,
+        gate,
+        sync: _,
+        seccomp,
+    } = args;
+    let process = spec
+        .process()
+        .clone()
+        .ok_or_else(|| RuntimeError::Spec("no process in spec".into()))?;
     if let Some(cg) = &cgroup {
         cg.join(0)?;
     }
@@ -59,7 +70,11 @@ fn steps(args: InitArgs<'_>, sync: &mut ChildSync) -> Result<std::convert::Infal
     if wants_new(spec, LinuxNamespaceType::Network) {
         sys::loopback_up().map_err(|e| RuntimeError::syscall("bring up loopback", e))?;
     }
-    let console = if io.terminal { Some(fd_path(&io.stdin)?) } else { None };
+    let console = if io.terminal {
+        Some(fd_path(&io.stdin)?)
+    } else {
+        None
+    };
     // The fifo must be opened while its path is still visible (before pivot_root).
     let gate = open_gate(gate)?;
     mounts::prepare_rootfs(spec, &rootfs, console.as_deref())?;
@@ -78,7 +93,9 @@ fn steps(args: InitArgs<'_>, sync: &mut ChildSync) -> Result<std::convert::Infal
 }
 
 fn wants_new(spec: &Spec, typ: LinuxNamespaceType) -> bool {
-    namespaces(spec).iter().any(|(t, p)| *t == typ && p.is_none())
+    namespaces(spec)
+        .iter()
+        .any(|(t, p)| *t == typ && p.is_none())
 }
 
 /// The spec's namespaces as (type, optional path to join).
@@ -98,11 +115,18 @@ fn join_path_namespaces(spec: &Spec) -> Result<()> {
         let Some(path) = path else { continue };
         if typ == LinuxNamespaceType::Mount || typ == LinuxNamespaceType::Pid {
             // The mount and pid namespaces must be new for a container init.
-            return Err(RuntimeError::Spec(format!("joining a {typ:?} namespace by path is not supported")));
+            return Err(RuntimeError::Spec(format!(
+                "joining a {typ:?} namespace by path is not supported"
+            )));
         }
-        let fd = rustix::fs::open(&path, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-            .map_err(|e| RuntimeError::syscall("open namespace", e))?;
-        rustix::thread::move_into_link_name_space(fd.as_fd(), None).map_err(|e| RuntimeError::syscall("setns", e))?;
+        let fd = rustix::fs::open(
+            &path,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| RuntimeError::syscall("open namespace", e))?;
+        rustix::thread::move_into_link_name_space(fd.as_fd(), None)
+            .map_err(|e| RuntimeError::syscall("setns", e))?;
     }
     Ok(())
 }
@@ -110,7 +134,8 @@ fn join_path_namespaces(spec: &Spec) -> Result<()> {
 /// The path of the pty slave behind an fd, to bind it to /dev/console.
 fn fd_path(fd: &OwnedFd) -> Result<PathBuf> {
     use std::os::fd::AsRawFd;
-    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_err(|e| RuntimeError::syscall("find pty slave", e))
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|e| RuntimeError::syscall("find pty slave", e))
 }
 
 enum OpenGate {
@@ -125,8 +150,12 @@ fn open_gate(gate: StartGate) -> Result<OpenGate> {
         StartGate::Immediate => OpenGate::Immediate,
         StartGate::Pipe(fd) => OpenGate::Pipe(fd),
         StartGate::Fifo(path) => OpenGate::Fifo(
-            rustix::fs::open(&path, rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-                .map_err(|e| RuntimeError::syscall("open exec fifo", e))?,
+            rustix::fs::open(
+                &path,
+                rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| RuntimeError::syscall("open exec fifo", e))?,
         ),
     })
 }
@@ -151,7 +180,8 @@ fn wait_gate(gate: OpenGate, sync: &mut ChildSync) -> Result<()> {
                 .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))
                 .map_err(|e| RuntimeError::syscall("open exec fifo for writing", e))?;
             use std::io::Write;
-            (&f).write_all(b"0").map_err(|e| RuntimeError::syscall("write exec fifo", e))?;
+            (&f).write_all(b"0")
+                .map_err(|e| RuntimeError::syscall("write exec fifo", e))?;
             Ok(())
         }
     }
@@ -162,7 +192,8 @@ fn set_hostname(spec: &Spec) -> Result<()> {
         return Ok(());
     }
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
-        rustix::system::sethostname(h.as_bytes()).map_err(|e| RuntimeError::syscall("sethostname", e))?;
+        rustix::system::sethostname(h.as_bytes())
+            .map_err(|e| RuntimeError::syscall("sethostname", e))?;
     }
     if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
         sys::set_domainname(d).map_err(|e| RuntimeError::syscall("setdomainname", e))?;
@@ -171,10 +202,13 @@ fn set_hostname(spec: &Spec) -> Result<()> {
 }
 
 fn write_sysctls(spec: &Spec) -> Result<()> {
-    let Some(sysctls) = spec.linux().as_ref().and_then(|l| l.sysctl().clone()) else { return Ok(()) };
+    let Some(sysctls) = spec.linux().as_ref().and_then(|l| l.sysctl().clone()) else {
+        return Ok(());
+    };
     for (key, value) in sysctls {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        std::fs::write(&path, &value).map_err(|e| RuntimeError::Init(format!("sysctl {key}={value}: {e}")))?;
+        std::fs::write(&path, &value)
+            .map_err(|e| RuntimeError::Init(format!("sysctl {key}={value}: {e}")))?;
     }
     Ok(())
 }

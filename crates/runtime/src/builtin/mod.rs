@@ -74,16 +74,35 @@ fn clone_flags(spec: &Spec) -> u64 {
 }
 
 fn rootfs_of(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
-    let root = spec.root().as_ref().ok_or_else(|| RuntimeError::Spec("no root in spec".into()))?;
-    let path = if root.path().is_relative() { bundle.join(root.path()) } else { root.path().clone() };
-    std::fs::canonicalize(&path).map_err(|e| RuntimeError::Spec(format!("rootfs {}: {e}", path.display())))
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| RuntimeError::Spec("no root in spec".into()))?;
+    let path = if root.path().is_relative() {
+        bundle.join(root.path())
+    } else {
+        root.path().clone()
+    };
+    std::fs::canonicalize(&path)
+        .map_err(|e| RuntimeError::Spec(format!("rootfs {}: {e}", path.display())))
 }
 
 /// Create the container: its init is set up and waiting at `gate` (or exec'd, for Immediate)
 /// when this returns. The caller is the init's parent and reaps it.
-pub fn create(id: &str, bundle: &Path, spec: &Spec, io: ProcessIo, gate: StartGate) -> Result<Created> {
-    if !init::namespaces(spec).iter().any(|(t, p)| *t == LinuxNamespaceType::Mount && p.is_none()) {
-        return Err(RuntimeError::Spec("the builtin runtime needs a new mount namespace".into()));
+pub fn create(
+    id: &str,
+    bundle: &Path,
+    spec: &Spec,
+    io: ProcessIo,
+    gate: StartGate,
+) -> Result<Created> {
+    if !init::namespaces(spec)
+        .iter()
+        .any(|(t, p)| *t == LinuxNamespaceType::Mount && p.is_none())
+    {
+        return Err(RuntimeError::Spec(
+            "the builtin runtime needs a new mount namespace".into(),
+        ));
     }
     let rootfs = rootfs_of(spec, bundle)?;
     let cgroup = Cgroup::new(&cgroup_path(spec, id))?;
@@ -96,8 +115,8 @@ pub fn create(id: &str, bundle: &Path, spec: &Spec, io: ProcessIo, gate: StartGa
             return Err(e);
         }
     };
-    let (sync_read, sync_write) =
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| RuntimeError::syscall("sync pipe", e))?;
+    let (sync_read, sync_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| RuntimeError::syscall("sync pipe", e))?;
     let forked = match sys::clone3(clone_flags(spec)) {
         Ok(f) => f,
         Err(e) => {
@@ -108,7 +127,15 @@ pub fn create(id: &str, bundle: &Path, spec: &Spec, io: ProcessIo, gate: StartGa
     let child = match forked {
         Forked::Child => {
             drop(sync_read);
-            init::run(init::InitArgs { spec, rootfs, cgroup: Some(cgroup), io, gate, sync: sync_write, seccomp })
+            init::run(init::InitArgs {
+                spec,
+                rootfs,
+                cgroup: Some(cgroup),
+                io,
+                gate,
+                sync: sync_write,
+                seccomp,
+            })
         }
         Forked::Parent { child } => child,
     };
@@ -127,7 +154,10 @@ pub fn create(id: &str, bundle: &Path, spec: &Spec, io: ProcessIo, gate: StartGa
 
 /// Wait for a child that reported a failure (it exits right after).
 fn reap(pid: i32) {
-    let _ = rustix::process::waitpid(rustix::process::Pid::from_raw(pid), rustix::process::WaitOptions::empty());
+    let _ = rustix::process::waitpid(
+        rustix::process::Pid::from_raw(pid),
+        rustix::process::WaitOptions::empty(),
+    );
 }
 
 /// Run `process` inside the running container whose init is `init_pid`. Returns the new
@@ -135,13 +165,19 @@ fn reap(pid: i32) {
 pub fn exec(init_pid: i32, spec: &Spec, process: &Process, io: ProcessIo) -> Result<i32> {
     use rustix::fs::{Mode, OFlags};
     let open_ns = |name: &str| {
-        rustix::fs::open(format!("/proc/{init_pid}/ns/{name}"), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| RuntimeError::syscall("open container namespace", e))
+        rustix::fs::open(
+            format!("/proc/{init_pid}/ns/{name}"),
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| RuntimeError::syscall("open container namespace", e))
     };
     // Joined in this order: the mount namespace last, the paths above resolve in ours.
     let mut ns_fds = Vec::new();
     for name in ["cgroup", "ipc", "uts", "net", "mnt"] {
-        let ours = rustix::fs::stat(format!("/proc/self/ns/{name}")).map(|s| s.st_ino).ok();
+        let ours = rustix::fs::stat(format!("/proc/self/ns/{name}"))
+            .map(|s| s.st_ino)
+            .ok();
         let theirs = rustix::fs::stat(format!("/proc/{init_pid}/ns/{name}"))
             .map_err(|e| RuntimeError::syscall("stat container namespace", e))?
             .st_ino;
@@ -150,13 +186,17 @@ pub fn exec(init_pid: i32, spec: &Spec, process: &Process, io: ProcessIo) -> Res
         }
     }
     let target_pid_ns = open_ns("pid")?;
-    let own_pid_ns = rustix::fs::open("/proc/self/ns/pid", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| RuntimeError::syscall("open own pid namespace", e))?;
+    let own_pid_ns = rustix::fs::open(
+        "/proc/self/ns/pid",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| RuntimeError::syscall("open own pid namespace", e))?;
     let cgroup_procs = container_cgroup(spec).ok();
     let seccomp = process::seccomp_program(spec)?;
 
-    let (sync_read, sync_write) =
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| RuntimeError::syscall("sync pipe", e))?;
+    let (sync_read, sync_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| RuntimeError::syscall("sync pipe", e))?;
     // Our children land in the container's pid namespace; we switch back right after clone3.
     rustix::thread::move_into_link_name_space(target_pid_ns.as_fd(), None)
         .map_err(|e| RuntimeError::syscall("setns pid namespace", e))?;
@@ -202,7 +242,8 @@ fn exec_steps(
         cg.join(0)?;
     }
     for fd in ns_fds {
-        rustix::thread::move_into_link_name_space(fd.as_fd(), None).map_err(|e| RuntimeError::syscall("setns", e))?;
+        rustix::thread::move_into_link_name_space(fd.as_fd(), None)
+            .map_err(|e| RuntimeError::syscall("setns", e))?;
     }
     process::setup_stdio(io)?;
     let target = process::finish_process(process, seccomp)?;

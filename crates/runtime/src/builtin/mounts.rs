@@ -17,11 +17,31 @@ const MS_SLAVE: u32 = libc::MS_SLAVE as u32;
 const MS_SHARED: u32 = libc::MS_SHARED as u32;
 const MS_UNBINDABLE: u32 = libc::MS_UNBINDABLE as u32;
 
-fn mount(step: &'static str, src: &str, target: &Path, fstype: &str, flags: u32, data: &str) -> Result<()> {
-    let data = std::ffi::CString::new(data).map_err(|_| RuntimeError::Spec("NUL in mount data".into()))?;
-    let data = if data.as_bytes().is_empty() { None } else { Some(data.as_c_str()) };
-    rustix::mount::mount(src, target, fstype, MountFlags::from_bits_retain(flags), data).map_err(|e| {
-        RuntimeError::Syscall { step, source: std::io::Error::other(format!("{}: {e}", target.display())) }
+fn mount(
+    step: &'static str,
+    src: &str,
+    target: &Path,
+    fstype: &str,
+    flags: u32,
+    data: &str,
+) -> Result<()> {
+    let data =
+        std::ffi::CString::new(data).map_err(|_| RuntimeError::Spec("NUL in mount data".into()))?;
+    let data = if data.as_bytes().is_empty() {
+        None
+    } else {
+        Some(data.as_c_str())
+    };
+    rustix::mount::mount(
+        src,
+        target,
+        fstype,
+        MountFlags::from_bits_retain(flags),
+        data,
+    )
+    .map_err(|e| RuntimeError::Syscall {
+        step,
+        source: std::io::Error::other(format!("{}: {e}", target.display())),
     })
 }
 
@@ -53,14 +73,38 @@ fn parse_options(opts: &[String]) -> Options {
             "bind" => (MS_BIND, 0),
             "rbind" => (MS_BIND | MS_REC, 0),
             "defaults" | "async" | "atime" | "diratime" | "norelatime" | "nostrictatime" => (0, 0),
-            "private" => { o.propagation = MS_PRIVATE; continue }
-            "rprivate" => { o.propagation = MS_PRIVATE | MS_REC; continue }
-            "slave" => { o.propagation = MS_SLAVE; continue }
-            "rslave" => { o.propagation = MS_SLAVE | MS_REC; continue }
-            "shared" => { o.propagation = MS_SHARED; continue }
-            "rshared" => { o.propagation = MS_SHARED | MS_REC; continue }
-            "unbindable" => { o.propagation = MS_UNBINDABLE; continue }
-            "runbindable" => { o.propagation = MS_UNBINDABLE | MS_REC; continue }
+            "private" => {
+                o.propagation = MS_PRIVATE;
+                continue;
+            }
+            "rprivate" => {
+                o.propagation = MS_PRIVATE | MS_REC;
+                continue;
+            }
+            "slave" => {
+                o.propagation = MS_SLAVE;
+                continue;
+            }
+            "rslave" => {
+                o.propagation = MS_SLAVE | MS_REC;
+                continue;
+            }
+            "shared" => {
+                o.propagation = MS_SHARED;
+                continue;
+            }
+            "rshared" => {
+                o.propagation = MS_SHARED | MS_REC;
+                continue;
+            }
+            "unbindable" => {
+                o.propagation = MS_UNBINDABLE;
+                continue;
+            }
+            "runbindable" => {
+                o.propagation = MS_UNBINDABLE | MS_REC;
+                continue;
+            }
             other => {
                 o.data.push(other.to_string());
                 continue;
@@ -87,20 +131,36 @@ pub fn prepare_rootfs(spec: &Spec, rootfs: &Path, console: Option<&Path>) -> Res
         _ => MS_SLAVE | MS_REC,
     };
     mount("make / private", "", Path::new("/"), "", propagation, "")?;
-    mount("bind rootfs", &rootfs.to_string_lossy(), rootfs, "", MS_BIND | MS_REC, "")?;
+    mount(
+        "bind rootfs",
+        &rootfs.to_string_lossy(),
+        rootfs,
+        "",
+        MS_BIND | MS_REC,
+        "",
+    )?;
 
     let mounts = spec.mounts().clone().unwrap_or_default();
     for m in &mounts {
         mount_one(rootfs, m)?;
     }
-    let dev_is_tmpfs = mounts.iter().any(|m| m.destination() == Path::new("/dev") && m.typ().as_deref() == Some("tmpfs"));
+    let dev_is_tmpfs = mounts
+        .iter()
+        .any(|m| m.destination() == Path::new("/dev") && m.typ().as_deref() == Some("tmpfs"));
     if dev_is_tmpfs {
         create_devices(rootfs, &linux)?;
     }
     if let Some(slave) = console {
         let target = rootfs.join("dev/console");
         let _ = std::fs::File::create(&target);
-        mount("bind /dev/console", &slave.to_string_lossy(), &target, "", MS_BIND, "")?;
+        mount(
+            "bind /dev/console",
+            &slave.to_string_lossy(),
+            &target,
+            "",
+            MS_BIND,
+            "",
+        )?;
     }
     pivot_root(rootfs)
 }
@@ -109,7 +169,11 @@ fn mount_one(rootfs: &Path, m: &Mount) -> Result<()> {
     let dest = in_root(rootfs, m.destination());
     let typ = m.typ().clone().unwrap_or_default();
     let opts = parse_options(m.options().as_deref().unwrap_or_default());
-    let source = m.source().as_ref().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| typ.clone());
+    let source = m
+        .source()
+        .as_ref()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| typ.clone());
     let is_bind = typ == "bind" || opts.flags & MS_BIND != 0;
 
     if is_bind && Path::new(&source).is_file() {
@@ -128,10 +192,24 @@ fn mount_one(rootfs: &Path, m: &Mount) -> Result<()> {
     }
     let data = opts.data.join(",");
     if is_bind {
-        mount("bind mount", &source, &dest, "", MS_BIND | (opts.flags & MS_REC), "")?;
+        mount(
+            "bind mount",
+            &source,
+            &dest,
+            "",
+            MS_BIND | (opts.flags & MS_REC),
+            "",
+        )?;
         let extra = opts.flags & !(MS_BIND | MS_REC);
         if extra != 0 {
-            mount("remount bind", "", &dest, "", extra | MS_BIND | MS_REMOUNT | (opts.flags & MS_REC), "")?;
+            mount(
+                "remount bind",
+                "",
+                &dest,
+                "",
+                extra | MS_BIND | MS_REMOUNT | (opts.flags & MS_REC),
+                "",
+            )?;
         }
     } else {
         mount("mount", &source, &dest, &typ, opts.flags, &data)?;
@@ -152,9 +230,18 @@ fn mount_cgroups(dest: &Path, flags: u32) -> Result<()> {
     if layout.is_pure_v2() {
         return mount("mount cgroup2", "cgroup2", dest, "cgroup2", flags, "");
     }
-    mount("mount cgroup tmpfs", "tmpfs", dest, "tmpfs", flags & !MS_RDONLY, "mode=755")?;
+    mount(
+        "mount cgroup tmpfs",
+        "tmpfs",
+        dest,
+        "tmpfs",
+        flags & !MS_RDONLY,
+        "mode=755",
+    )?;
     for h in &layout.hierarchies {
-        let Some(name) = h.mount.file_name() else { continue };
+        let Some(name) = h.mount.file_name() else {
+            continue;
+        };
         if h.v2 {
             continue;
         }
@@ -167,7 +254,14 @@ fn mount_cgroups(dest: &Path, flags: u32) -> Result<()> {
         mount("mount cgroup", "cgroup", &sub, "cgroup", flags, &data)?;
     }
     if flags & MS_RDONLY != 0 {
-        mount("remount cgroup tmpfs ro", "", dest, "", MS_REMOUNT | MS_BIND | (flags & !0), "")?;
+        mount(
+            "remount cgroup tmpfs ro",
+            "",
+            dest,
+            "",
+            MS_REMOUNT | MS_BIND | flags,
+            "",
+        )?;
     }
     Ok(())
 }
@@ -179,12 +273,30 @@ fn create_devices(rootfs: &Path, linux: &Linux) -> Result<()> {
         ("null".into(), FileType::CharacterDevice, 1, 3, 0o666, 0, 0),
         ("zero".into(), FileType::CharacterDevice, 1, 5, 0o666, 0, 0),
         ("full".into(), FileType::CharacterDevice, 1, 7, 0o666, 0, 0),
-        ("random".into(), FileType::CharacterDevice, 1, 8, 0o666, 0, 0),
-        ("urandom".into(), FileType::CharacterDevice, 1, 9, 0o666, 0, 0),
+        (
+            "random".into(),
+            FileType::CharacterDevice,
+            1,
+            8,
+            0o666,
+            0,
+            0,
+        ),
+        (
+            "urandom".into(),
+            FileType::CharacterDevice,
+            1,
+            9,
+            0o666,
+            0,
+            0,
+        ),
         ("tty".into(), FileType::CharacterDevice, 5, 0, 0o666, 0, 0),
     ];
     for d in linux.devices().iter().flatten() {
-        let Ok(rel) = d.path().strip_prefix("/dev") else { continue };
+        let Ok(rel) = d.path().strip_prefix("/dev") else {
+            continue;
+        };
         let ft = match d.typ().as_str() {
             "b" => FileType::BlockDevice,
             "p" => FileType::Fifo,
@@ -211,15 +323,24 @@ fn create_devices(rootfs: &Path, linux: &Linux) -> Result<()> {
             Err(e) => return Err(RuntimeError::syscall("mknod device", e)),
         }
         // mknod applies the umask; set the exact mode and owner.
-        rustix::fs::chmod(&path, Mode::from_raw_mode(mode)).map_err(|e| RuntimeError::syscall("chmod device", e))?;
+        rustix::fs::chmod(&path, Mode::from_raw_mode(mode))
+            .map_err(|e| RuntimeError::syscall("chmod device", e))?;
         if uid != 0 || gid != 0 {
-            rustix::fs::chown(&path, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)))
-                .map_err(|e| RuntimeError::syscall("chown device", e))?;
+            rustix::fs::chown(
+                &path,
+                Some(rustix::fs::Uid::from_raw(uid)),
+                Some(rustix::fs::Gid::from_raw(gid)),
+            )
+            .map_err(|e| RuntimeError::syscall("chown device", e))?;
         }
     }
-    for (link, target) in
-        [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx")]
-    {
+    for (link, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+    ] {
         match std::os::unix::fs::symlink(target, dev.join(link)) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -234,8 +355,16 @@ fn pivot_root(rootfs: &Path) -> Result<()> {
     rustix::process::chdir(rootfs).map_err(|e| RuntimeError::syscall("chdir rootfs", e))?;
     rustix::process::pivot_root(".", ".").map_err(|e| RuntimeError::syscall("pivot_root", e))?;
     // The old root is stacked under "."; keep its unmount from propagating to the host.
-    mount("make old root slave", "", Path::new("."), "", MS_SLAVE | MS_REC, "")?;
-    rustix::mount::unmount(".", UnmountFlags::DETACH).map_err(|e| RuntimeError::syscall("detach old root", e))?;
+    mount(
+        "make old root slave",
+        "",
+        Path::new("."),
+        "",
+        MS_SLAVE | MS_REC,
+        "",
+    )?;
+    rustix::mount::unmount(".", UnmountFlags::DETACH)
+        .map_err(|e| RuntimeError::syscall("detach old root", e))?;
     rustix::process::chdir("/").map_err(|e| RuntimeError::syscall("chdir /", e))?;
     Ok(())
 }
@@ -256,12 +385,31 @@ pub fn finish_rootfs(spec: &Spec) -> Result<()> {
         if path.exists() {
             mount("bind read-only path", p, path, "", MS_BIND | MS_REC, "")?;
             let keep = statvfs_flags(path);
-            mount("remount read-only path", "", path, "", keep | MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, "")?;
+            mount(
+                "remount read-only path",
+                "",
+                path,
+                "",
+                keep | MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC,
+                "",
+            )?;
         }
     }
-    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
         let keep = statvfs_flags(Path::new("/"));
-        mount("remount / read-only", "", Path::new("/"), "", keep | MS_BIND | MS_REMOUNT | MS_RDONLY, "")?;
+        mount(
+            "remount / read-only",
+            "",
+            Path::new("/"),
+            "",
+            keep | MS_BIND | MS_REMOUNT | MS_RDONLY,
+            "",
+        )?;
     }
     Ok(())
 }
@@ -269,7 +417,9 @@ pub fn finish_rootfs(spec: &Spec) -> Result<()> {
 /// nosuid/nodev/noexec of the mount at `path`, to keep them across a bind remount.
 fn statvfs_flags(path: &Path) -> u32 {
     use rustix::fs::StatVfsMountFlags as F;
-    let Ok(st) = rustix::fs::statvfs(path) else { return 0 };
+    let Ok(st) = rustix::fs::statvfs(path) else {
+        return 0;
+    };
     let mut flags = 0;
     if st.f_flag.contains(F::NOSUID) {
         flags |= libc::MS_NOSUID as u32;

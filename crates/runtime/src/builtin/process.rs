@@ -21,7 +21,8 @@ pub fn setup_stdio(io: ProcessIo) -> Result<()> {
     rustix::stdio::dup2_stdout(&io.stdout).map_err(step("dup2 stdout"))?;
     rustix::stdio::dup2_stderr(&io.stderr).map_err(step("dup2 stderr"))?;
     if io.terminal {
-        rustix::process::ioctl_tiocsctty(rustix::stdio::stdin()).map_err(step("set controlling terminal"))?;
+        rustix::process::ioctl_tiocsctty(rustix::stdio::stdin())
+            .map_err(step("set controlling terminal"))?;
     }
     Ok(())
 }
@@ -51,7 +52,10 @@ pub fn set_rlimits(process: &Process) -> Result<()> {
         };
         let inherited = getrlimit(res).maximum;
         let cap = |v: u64| inherited.map_or(v, |h| v.min(h));
-        let new = Rlimit { current: Some(cap(r.soft())), maximum: Some(cap(r.hard())) };
+        let new = Rlimit {
+            current: Some(cap(r.soft())),
+            maximum: Some(cap(r.hard())),
+        };
         setrlimit(res, new).map_err(|e| RuntimeError::syscall("setrlimit", e))?;
     }
     Ok(())
@@ -82,7 +86,13 @@ impl CapName for oci_spec::runtime::Capability {
 pub fn set_user_and_caps(process: &Process) -> Result<()> {
     let caps = process.capabilities().clone();
     let (bounding, effective, permitted, inheritable, ambient) = match &caps {
-        Some(c) => (cap_set(c.bounding()), cap_set(c.effective()), cap_set(c.permitted()), cap_set(c.inheritable()), cap_set(c.ambient())),
+        Some(c) => (
+            cap_set(c.bounding()),
+            cap_set(c.effective()),
+            cap_set(c.permitted()),
+            cap_set(c.inheritable()),
+            cap_set(c.ambient()),
+        ),
         None => {
             let e = CapabilitySet::empty();
             (e, e, e, e, e)
@@ -101,20 +111,36 @@ pub fn set_user_and_caps(process: &Process) -> Result<()> {
     let user = process.user();
     let uid = rustix::process::Uid::from_raw(user.uid());
     let gid = rustix::process::Gid::from_raw(user.gid());
-    let groups: Vec<rustix::process::Gid> =
-        user.additional_gids().iter().flatten().map(|g| rustix::process::Gid::from_raw(*g)).collect();
+    let groups: Vec<rustix::process::Gid> = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|g| rustix::process::Gid::from_raw(*g))
+        .collect();
     // Keep the permitted set across the uid change; effective is set explicitly below.
-    rustix::thread::set_keep_capabilities(true).map_err(|e| RuntimeError::syscall("keep capabilities", e))?;
-    rustix::thread::set_thread_groups(&groups).map_err(|e| RuntimeError::syscall("setgroups", e))?;
-    rustix::thread::set_thread_res_gid(gid, gid, gid).map_err(|e| RuntimeError::syscall("setresgid", e))?;
-    rustix::thread::set_thread_res_uid(uid, uid, uid).map_err(|e| RuntimeError::syscall("setresuid", e))?;
-    rustix::thread::set_keep_capabilities(false).map_err(|e| RuntimeError::syscall("keep capabilities", e))?;
+    rustix::thread::set_keep_capabilities(true)
+        .map_err(|e| RuntimeError::syscall("keep capabilities", e))?;
+    rustix::thread::set_thread_groups(&groups)
+        .map_err(|e| RuntimeError::syscall("setgroups", e))?;
+    rustix::thread::set_thread_res_gid(gid, gid, gid)
+        .map_err(|e| RuntimeError::syscall("setresgid", e))?;
+    rustix::thread::set_thread_res_uid(uid, uid, uid)
+        .map_err(|e| RuntimeError::syscall("setresuid", e))?;
+    rustix::thread::set_keep_capabilities(false)
+        .map_err(|e| RuntimeError::syscall("keep capabilities", e))?;
     if let Some(mask) = user.umask() {
         rustix::process::umask(rustix::fs::Mode::from_raw_mode(mask));
     }
 
-    rustix::thread::set_capabilities(None, CapabilitySets { effective, permitted, inheritable })
-        .map_err(|e| RuntimeError::syscall("capset", e))?;
+    rustix::thread::set_capabilities(
+        None,
+        CapabilitySets {
+            effective,
+            permitted,
+            inheritable,
+        },
+    )
+    .map_err(|e| RuntimeError::syscall("capset", e))?;
     for n in 0..=40u32 {
         let cap = CapabilitySet::from_bits_retain(1 << n);
         if ambient.contains(cap) {
@@ -132,7 +158,10 @@ pub fn resolve_executable(cmd: &str, env: &[String]) -> Result<PathBuf> {
         if !md.is_file() {
             return None;
         }
-        Some(md.permissions().mode() & 0o111 != 0 && rustix::fs::access(p, rustix::fs::Access::EXEC_OK).is_ok())
+        Some(
+            md.permissions().mode() & 0o111 != 0
+                && rustix::fs::access(p, rustix::fs::Access::EXEC_OK).is_ok(),
+        )
     };
     if cmd.contains('/') {
         return match executable(Path::new(cmd)) {
@@ -176,14 +205,28 @@ impl ExecTarget {
     pub fn new(path: &Path, process: &Process) -> Result<Self> {
         Ok(ExecTarget {
             path: cstring(&path.to_string_lossy())?,
-            argv: process.args().iter().flatten().map(|a| cstring(a)).collect::<Result<_>>()?,
-            envp: process.env().iter().flatten().map(|e| cstring(e)).collect::<Result<_>>()?,
+            argv: process
+                .args()
+                .iter()
+                .flatten()
+                .map(|a| cstring(a))
+                .collect::<Result<_>>()?,
+            envp: process
+                .env()
+                .iter()
+                .flatten()
+                .map(|e| cstring(e))
+                .collect::<Result<_>>()?,
         })
     }
 
     pub fn exec(&self) -> RuntimeError {
         let err = sys::execve(&self.path, &self.argv, &self.envp);
-        let cmd = self.argv.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
+        let cmd = self
+            .argv
+            .first()
+            .map(|a| a.to_string_lossy().into_owned())
+            .unwrap_or_default();
         match err.raw_os_error() {
             Some(libc::ENOENT) => RuntimeError::NotFound(cmd),
             Some(libc::EACCES) | Some(libc::EPERM) => RuntimeError::NotExecutable(cmd),
@@ -203,14 +246,24 @@ pub fn finish_process(process: &Process, filter: Option<&Program>) -> Result<Exe
         f.load()?;
     }
     set_user_and_caps(process)?;
-    let cwd = if process.cwd().as_os_str().is_empty() { Path::new("/") } else { process.cwd().as_path() };
+    let cwd = if process.cwd().as_os_str().is_empty() {
+        Path::new("/")
+    } else {
+        process.cwd().as_path()
+    };
     rustix::process::chdir(cwd).map_err(|e| RuntimeError::syscall("chdir to cwd", e))?;
-    let cmd = process.args().iter().flatten().next().ok_or_else(|| RuntimeError::Spec("process.args is empty".into()))?;
+    let cmd = process
+        .args()
+        .iter()
+        .flatten()
+        .next()
+        .ok_or_else(|| RuntimeError::Spec("process.args is empty".into()))?;
     let env = process.env().clone().unwrap_or_default();
     let path = resolve_executable(cmd, &env)?;
     let target = ExecTarget::new(&path, process)?;
     if nnp {
-        rustix::thread::set_no_new_privs(true).map_err(|e| RuntimeError::syscall("no_new_privs", e))?;
+        rustix::thread::set_no_new_privs(true)
+            .map_err(|e| RuntimeError::syscall("no_new_privs", e))?;
         if let Some(f) = filter {
             f.load()?;
         }
@@ -222,5 +275,9 @@ pub fn finish_process(process: &Process, filter: Option<&Program>) -> Result<Exe
 /// The spec's seccomp filter, compiled (or fetched from the cache) before clone3 so the child
 /// neither compiles nor writes the cache from inside the container.
 pub fn seccomp_program(spec: &Spec) -> Result<Option<Program>> {
-    spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).map(crate::seccomp::program).transpose()
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(crate::seccomp::program)
+        .transpose()
 }

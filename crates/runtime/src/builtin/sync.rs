@@ -32,7 +32,9 @@ impl ChildSync {
     }
 
     pub fn ready(&mut self) -> Result<()> {
-        self.0.write_all(&[READY]).map_err(|e| RuntimeError::syscall("report ready", e))
+        self.0
+            .write_all(&[READY])
+            .map_err(|e| RuntimeError::syscall("report ready", e))
     }
 
     /// Report an error; best effort, the parent sees EOF if this fails.
@@ -64,7 +66,8 @@ pub fn read_report(fd: OwnedFd) -> Result<Report> {
         return Ok(Report::Ready);
     }
     let mut rest = Vec::new();
-    f.read_to_end(&mut rest).map_err(|e| RuntimeError::syscall("read sync pipe", e))?;
+    f.read_to_end(&mut rest)
+        .map_err(|e| RuntimeError::syscall("read sync pipe", e))?;
     let (kind, text) = match rest.split_first() {
         Some((k, t)) => (*k, String::from_utf8_lossy(t).into_owned()),
         None => (KIND_OTHER, "container init reported an empty error".into()),

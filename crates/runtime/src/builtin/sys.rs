@@ -27,11 +27,21 @@ pub enum Forked {
 /// A fork-like clone3 (no new stack, no CLONE_VM) with `flags` (CLONE_NEW*, CLONE_PARENT...).
 /// The child gets a copy of the address space and returns `Forked::Child`.
 pub fn clone3(flags: u64) -> io::Result<Forked> {
-    let args = CloneArgs { flags, exit_signal: libc::SIGCHLD as u64, ..Default::default() };
+    let args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
     // SAFETY: without CLONE_VM and with stack=0 clone3 behaves like fork(): the child runs on a
     // copy of our stack and memory. `args` is a valid clone_args of the size we pass. The callers
     // are single-threaded, so no lock can be held by a thread that does not exist in the child.
-    let ret = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
     match ret {
         -1 => Err(io::Error::last_os_error()),
         0 => Ok(Forked::Child),

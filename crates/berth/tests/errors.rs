@@ -9,15 +9,26 @@ use std::path::Path;
 #[test]
 fn unknown_image_is_404_no_such_image() {
     let d = TestDaemon::start();
-    let r = d.api_json("POST", "/containers/create", &json!({"Image": "nosuchimage:1", "Cmd": ["true"]}));
+    let r = d.api_json(
+        "POST",
+        "/containers/create",
+        &json!({"Image": "nosuchimage:1", "Cmd": ["true"]}),
+    );
     assert_eq!(r.status, 404, "{}", r.text());
     let msg = r.json()["message"].as_str().unwrap_or_default().to_string();
-    assert!(msg.contains("No such image: nosuchimage:1"), "message: {msg}");
+    assert!(
+        msg.contains("No such image: nosuchimage:1"),
+        "message: {msg}"
+    );
     assert_eq!(d.api("GET", "/images/nosuchimage/json", None).status, 404);
     for client in CLIENTS {
         let out = d.cli(client, &["image", "inspect", "nosuchimage"]);
         assert_exit("image inspect nosuchimage", &out, 1);
-        assert!(stderr(&out).contains("No such image"), "{client:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("No such image"),
+            "{client:?}: {}",
+            stderr(&out)
+        );
         // run: create fails, the pull (there is no registry) fails: 125.
         let out = d.cli(client, &["run", "--rm", "nosuchimage:1", "true"]);
         assert_exit("run nosuchimage", &out, 125);
@@ -28,15 +39,26 @@ fn unknown_image_is_404_no_such_image() {
 fn name_in_use_is_409_naming_the_holder() {
     let d = TestDaemon::start();
     let holder = d.ok(&["create", "--name", "dup", "busybox"]);
-    let r = d.api_json("POST", "/containers/create?name=dup", &json!({"Image": "busybox"}));
+    let r = d.api_json(
+        "POST",
+        "/containers/create?name=dup",
+        &json!({"Image": "busybox"}),
+    );
     assert_eq!(r.status, 409, "{}", r.text());
     let msg = r.json()["message"].as_str().unwrap_or_default().to_string();
     assert!(msg.contains("is already in use by container"), "{msg}");
-    assert!(msg.contains(&holder), "the message names the holder {holder}: {msg}");
+    assert!(
+        msg.contains(&holder),
+        "the message names the holder {holder}: {msg}"
+    );
     for client in CLIENTS {
         let out = d.cli(client, &["run", "--name", "dup", "busybox", "true"]);
         assert_exit("run --name dup", &out, 125);
-        assert!(stderr(&out).contains(&holder), "{client:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&holder),
+            "{client:?}: {}",
+            stderr(&out)
+        );
     }
 }
 
@@ -48,9 +70,11 @@ fn missing_command_is_127_and_not_executable_is_126() {
         assert_exit("run busybox nosuchcommand", &out, 127);
         let out = d.cli(client, &["run", "--rm", "busybox", "/etc/passwd"]);
         assert_exit("run busybox /etc/passwd", &out, 126);
-        d.wait_until("--rm to remove the failed containers", std::time::Duration::from_secs(10), || {
-            d.cli_ok(client, &["ps", "-a", "-q"]).is_empty()
-        });
+        d.wait_until(
+            "--rm to remove the failed containers",
+            std::time::Duration::from_secs(10),
+            || d.cli_ok(client, &["ps", "-a", "-q"]).is_empty(),
+        );
     }
 }
 
@@ -78,10 +102,17 @@ fn rm_running_without_force_is_409() {
     for client in CLIENTS {
         let out = d.cli(client, &["rm", "busy"]);
         assert_exit("rm busy", &out, 1);
-        assert!(stderr(&out).to_lowercase().contains("running"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).to_lowercase().contains("running"),
+            "{}",
+            stderr(&out)
+        );
     }
     assert_eq!(d.inspect(&id)["State"]["Running"], true);
-    assert_eq!(d.api("DELETE", "/containers/busy?force=1", None).status, 204);
+    assert_eq!(
+        d.api("DELETE", "/containers/busy?force=1", None).status,
+        204
+    );
 }
 
 #[test]
@@ -95,13 +126,20 @@ fn unknown_container_is_404() {
     for client in CLIENTS {
         let out = d.cli(client, &["stop", "nope"]);
         assert_exit("stop nope", &out, 1);
-        assert!(stderr(&out).contains("No such container"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("No such container"),
+            "{}",
+            stderr(&out)
+        );
     }
 }
 
 /// The store is unchanged after a failed load: the same image list, and it still works.
 fn assert_still_healthy(d: &TestDaemon) {
-    assert_eq!(d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]), "busybox:latest");
+    assert_eq!(
+        d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]),
+        "busybox:latest"
+    );
     assert_eq!(d.ok(&["run", "--rm", "busybox", "echo", "fine"]), "fine");
 }
 
@@ -112,18 +150,43 @@ fn malformed_and_truncated_archives_are_refused() {
     let garbage = b"this is not a tar archive at all\n".repeat(100);
     let truncated = &good[..good.len() / 2];
     for (what, bytes) in [("garbage", &garbage[..]), ("truncated", truncated)] {
-        let r = d.api("POST", "/images/load?quiet=1", Some(("application/x-tar", bytes)));
+        let r = d.api(
+            "POST",
+            "/images/load?quiet=1",
+            Some(("application/x-tar", bytes)),
+        );
         let failed = r.status >= 400 || r.text().contains("error");
-        assert!(failed, "load of a {what} archive must fail: {} {}", r.status, r.text());
+        assert!(
+            failed,
+            "load of a {what} archive must fail: {} {}",
+            r.status,
+            r.text()
+        );
         let f = d.dir.join(format!("{what}.tar"));
         std::fs::write(&f, bytes).expect("write");
         let out = d.berth(&["load", "-i", f.to_str().unwrap_or_default()]);
-        assert!(!out.status.success(), "berth load of a {what} archive must fail");
+        assert!(
+            !out.status.success(),
+            "berth load of a {what} archive must fail"
+        );
         let out = d.docker(&["load", "-i", f.to_str().unwrap_or_default()]);
-        assert!(!out.status.success(), "docker load of a {what} archive must fail");
-        let out = d.berth(&["import", f.to_str().unwrap_or_default(), &format!("{what}:1")]);
-        assert!(!out.status.success(), "import of a {what} archive must fail");
-        assert_eq!(d.api("GET", &format!("/images/{what}:1/json"), None).status, 404);
+        assert!(
+            !out.status.success(),
+            "docker load of a {what} archive must fail"
+        );
+        let out = d.berth(&[
+            "import",
+            f.to_str().unwrap_or_default(),
+            &format!("{what}:1"),
+        ]);
+        assert!(
+            !out.status.success(),
+            "import of a {what} archive must fail"
+        );
+        assert_eq!(
+            d.api("GET", &format!("/images/{what}:1/json"), None).status,
+            404
+        );
         assert_still_healthy(&d);
     }
 }
@@ -195,16 +258,27 @@ fn assert_victim_untouched(victim: &Path, d: &TestDaemon) {
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(entries, ["canary"], "files were written outside the layer: {entries:?}\n{}", d.log());
+    assert_eq!(
+        entries,
+        ["canary"],
+        "files were written outside the layer: {entries:?}\n{}",
+        d.log()
+    );
     let canary = std::fs::read_to_string(victim.join("canary")).expect("canary");
-    assert_eq!(canary, "original\n", "a hard link wrote through to the host");
+    assert_eq!(
+        canary, "original\n",
+        "a hard link wrote through to the host"
+    );
 }
 
 #[test]
 fn evil_layer_paths_never_escape() {
     let d = TestDaemon::start();
     // The victim lives outside the daemon's dir: escaping the data-root must not reach it.
-    let victim_holder = tempfile::Builder::new().prefix("bt-victim-").tempdir_in("/tmp").expect("victim dir");
+    let victim_holder = tempfile::Builder::new()
+        .prefix("bt-victim-")
+        .tempdir_in("/tmp")
+        .expect("victim dir");
     let victim = victim_holder.path();
     std::fs::write(victim.join("canary"), "original\n").expect("canary");
     let layer = d.dir.join("evil-layer.tar");
@@ -215,8 +289,18 @@ fn evil_layer_paths_never_escape() {
     assert_victim_untouched(victim, &d);
     if out.status.success() {
         // Accepted (with the bad entries dropped): the image must not see the host either.
-        let seen = d.berth(&["run", "--rm", "evil:import", "/bin/busybox", "cat", "/hard-link"]);
-        assert!(!stdout(&seen).contains("original"), "the hard link reached the host canary");
+        let seen = d.berth(&[
+            "run",
+            "--rm",
+            "evil:import",
+            "/bin/busybox",
+            "cat",
+            "/hard-link",
+        ]);
+        assert!(
+            !stdout(&seen).contains("original"),
+            "the hard link reached the host canary"
+        );
     }
     // … and through load (the tar is a layer inside an image archive).
     let archive = d.dir.join("evil-image.tar");
@@ -226,9 +310,17 @@ fn evil_layer_paths_never_escape() {
     let _ = d.docker(&["run", "--rm", "evil:load"]);
     assert_victim_untouched(victim, &d);
     // Nothing landed beside the daemon's dir either.
-    for name in ["dotdot-x", "absolute-x", "through-abs-link-x", "through-rel-link-x"] {
+    for name in [
+        "dotdot-x",
+        "absolute-x",
+        "through-abs-link-x",
+        "through-rel-link-x",
+    ] {
         assert!(!Path::new("/").join(name).exists(), "/{name} was written");
-        assert!(!Path::new("/tmp").join(name).exists(), "/tmp/{name} was written");
+        assert!(
+            !Path::new("/tmp").join(name).exists(),
+            "/tmp/{name} was written"
+        );
     }
     assert_still_healthy(&d);
 }

@@ -39,7 +39,11 @@ fn berth_load_then_images_lists_busybox() {
     let tar = busybox_tar();
     let out = d.berth(&["load", "-i", tar.to_str().unwrap_or_default()]);
     assert_success("berth load", &out);
-    assert!(stdout(&out).contains("busybox:latest"), "load output: {}", stdout(&out));
+    assert!(
+        stdout(&out).contains("busybox:latest"),
+        "load output: {}",
+        stdout(&out)
+    );
     let images = d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     assert_eq!(images, "busybox:latest");
     // The image id is the sha256 of the config the script wrote: stable across loads.
@@ -55,7 +59,11 @@ fn docker_load_from_stdin() {
     let bytes = std::fs::read(busybox_tar()).expect("read busybox.tar");
     let out = d.docker_stdin(&["load"], &bytes);
     assert_success("docker load", &out);
-    assert!(stdout(&out).contains("Loaded image: busybox:latest"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("Loaded image: busybox:latest"),
+        "{}",
+        stdout(&out)
+    );
     let out = d.docker(&["run", "--rm", "busybox", "echo", "hello"]);
     assert_success("docker run after docker load", &out);
     assert_eq!(stdout(&out), "hello\n");

@@ -43,14 +43,22 @@ pub fn busybox_tar() -> PathBuf {
         fs::create_dir_all(&dir).expect("create target/test-images");
         let tar = dir.join("busybox.tar");
         let lock = fs::File::create(dir.join(".lock")).expect("create the image lock file");
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).expect("lock target/test-images");
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+            .expect("lock target/test-images");
         let script = repo_root().join("scripts/make-busybox-image.sh");
-        let stale = match (fs::metadata(&tar).and_then(|m| m.modified()), fs::metadata(&script).and_then(|m| m.modified())) {
+        let stale = match (
+            fs::metadata(&tar).and_then(|m| m.modified()),
+            fs::metadata(&script).and_then(|m| m.modified()),
+        ) {
             (Ok(t), Ok(s)) => s > t,
             _ => true,
         };
         if stale {
-            let out = Command::new("bash").arg(&script).arg(&tar).output().expect("run make-busybox-image.sh");
+            let out = Command::new("bash")
+                .arg(&script)
+                .arg(&tar)
+                .output()
+                .expect("run make-busybox-image.sh");
             assert!(
                 out.status.success(),
                 "make-busybox-image.sh failed:\n{}{}",
@@ -87,7 +95,8 @@ impl ApiResponse {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -152,7 +161,10 @@ impl TestDaemon {
     }
     /// The daemon's pid (while it runs).
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).expect("the daemon is not running")
+        self.child
+            .as_ref()
+            .map(Child::id)
+            .expect("the daemon is not running")
     }
 
     /// Start `berth daemon` on this dir (again, after `kill_daemon`) and wait for `/_ping`.
@@ -191,7 +203,10 @@ impl TestDaemon {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
                     self.child = None;
-                    panic!("berth daemon exited at start-up ({status}); its log:\n{}", self.log());
+                    panic!(
+                        "berth daemon exited at start-up ({status}); its log:\n{}",
+                        self.log()
+                    );
                 }
             }
             if let Ok(r) = self.try_api("GET", "/_ping", None) {
@@ -217,9 +232,25 @@ impl TestDaemon {
     /// Load an image archive through the API (`POST /images/load`), asserting success.
     pub fn load(&self, tar: &Path) {
         let body = fs::read(tar).unwrap_or_else(|e| panic!("read {}: {e}", tar.display()));
-        let r = self.api("POST", "/images/load?quiet=1", Some(("application/x-tar", &body)));
-        assert_eq!(r.status, 200, "loading {} failed: {}\n{}", tar.display(), r.text(), self.log());
-        assert!(!r.text().contains("errorDetail"), "loading {} failed: {}", tar.display(), r.text());
+        let r = self.api(
+            "POST",
+            "/images/load?quiet=1",
+            Some(("application/x-tar", &body)),
+        );
+        assert_eq!(
+            r.status,
+            200,
+            "loading {} failed: {}\n{}",
+            tar.display(),
+            r.text(),
+            self.log()
+        );
+        assert!(
+            !r.text().contains("errorDetail"),
+            "loading {} failed: {}",
+            tar.display(),
+            r.text()
+        );
     }
 
     // ---- the API, raw -------------------------------------------------------------
@@ -235,12 +266,20 @@ impl TestDaemon {
         self.api(method, path, Some(("application/json", &bytes)))
     }
 
-    pub fn try_api(&self, method: &str, path: &str, body: Option<(&str, &[u8])>) -> std::io::Result<ApiResponse> {
+    pub fn try_api(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &[u8])>,
+    ) -> std::io::Result<ApiResponse> {
         let mut s = UnixStream::connect(&self.socket)?;
         s.set_read_timeout(Some(COMMAND_TIMEOUT))?;
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n");
         if let Some((ctype, b)) = body {
-            head.push_str(&format!("Content-Type: {ctype}\r\nContent-Length: {}\r\n", b.len()));
+            head.push_str(&format!(
+                "Content-Type: {ctype}\r\nContent-Length: {}\r\n",
+                b.len()
+            ));
         } else if method == "POST" {
             head.push_str("Content-Length: 0\r\n");
         }
@@ -337,7 +376,10 @@ impl TestDaemon {
         let deadline = Instant::now() + timeout;
         while !cond() {
             if Instant::now() > deadline {
-                panic!("timed out after {timeout:?} waiting for {what}\ndaemon log:\n{}", self.log());
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}\ndaemon log:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -347,7 +389,11 @@ impl TestDaemon {
 
     fn container_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = fs::read_dir(self.data_root().join("containers"))
-            .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         ids.retain(|id| id.len() >= 12 && id.bytes().all(|b| b.is_ascii_hexdigit()));
         ids
@@ -395,7 +441,11 @@ impl TestDaemon {
 impl Drop for TestDaemon {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("===== berth daemon log ({}) =====\n{}\n===== end of daemon log =====", self.dir.display(), self.log());
+            eprintln!(
+                "===== berth daemon log ({}) =====\n{}\n===== end of daemon log =====",
+                self.dir.display(),
+                self.log()
+            );
         }
         self.cleanup();
     }
@@ -435,9 +485,13 @@ pub fn assert_exit(what: &str, o: &Output, expected: i32) {
 
 /// Run a command with piped output, optional stdin, and a deadline (killed and reported past it).
 pub fn run_bounded(mut cmd: Command, input: Option<&[u8]>, timeout: Duration) -> Output {
-    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let what = format!("{cmd:?}");
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
     if let (Some(data), Some(mut sin)) = (input, child.stdin.take()) {
@@ -501,13 +555,17 @@ fn parse_response(raw: &[u8]) -> std::io::Result<ApiResponse> {
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
     let mut body = raw[split + 4..].to_vec();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked"));
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
     if chunked {
         body = dechunk(&body);
     }
-    Ok(ApiResponse { status, headers, body })
+    Ok(ApiResponse {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// Decode a chunked body (tolerant: stops at the first malformed chunk).
@@ -515,7 +573,8 @@ pub fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
         let size_str = String::from_utf8_lossy(&b[..eol]);
-        let size = match usize::from_str_radix(size_str.split(';').next().unwrap_or("").trim(), 16) {
+        let size = match usize::from_str_radix(size_str.split(';').next().unwrap_or("").trim(), 16)
+        {
             Ok(n) => n,
             Err(_) => break,
         };
@@ -614,7 +673,10 @@ pub fn unescape_mountinfo(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -644,7 +706,11 @@ pub fn unmount_under(dir: &Path) {
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!("{prefix}{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Which command-line client drives the daemon: the same test runs through both.
@@ -752,15 +818,19 @@ impl TestDaemon {
     pub fn in_pty(&self, client: Client, args: &[&str], steps: &[(&str, &str)]) -> Output {
         let cmd = self.cli_cmd(client, args);
         let mut py = Command::new("python3");
-        py.arg("-c").arg(PTY_DRIVER).arg(cmd.get_program()).args(cmd.get_args());
+        py.arg("-c")
+            .arg(PTY_DRIVER)
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
         for (k, v) in cmd.get_envs() {
             match v {
                 Some(v) => py.env(k, v),
                 None => py.env_remove(k),
             };
         }
-        let steps = serde_json::to_string(&steps.iter().map(|(e, s)| vec![*e, *s]).collect::<Vec<_>>())
-            .expect("serialize pty steps");
+        let steps =
+            serde_json::to_string(&steps.iter().map(|(e, s)| vec![*e, *s]).collect::<Vec<_>>())
+                .expect("serialize pty steps");
         py.env("PTY_STEPS", steps).current_dir(&self.dir);
         run_bounded(py, None, COMMAND_TIMEOUT)
     }

@@ -115,9 +115,45 @@ fn parse_options(opts: &[String]) -> Options {
     o
 }
 
-/// `dest` inside `rootfs`. Symlinks in the rootfs are not yet resolved inside it (see report).
+/// `dest` inside `rootfs`, with every symlink on the way resolved as if `rootfs` were `/`, so an
+/// image's symlink can never send a mount outside the rootfs (what Go's securejoin does for runc).
 fn in_root(rootfs: &Path, dest: &Path) -> PathBuf {
-    rootfs.join(dest.strip_prefix("/").unwrap_or(dest))
+    use std::path::Component;
+    let mut resolved = PathBuf::new(); // relative to rootfs
+    let mut pending: Vec<std::ffi::OsString> = dest
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut links = 0;
+    while let Some(part) = pending.pop() {
+        if part == ".." {
+            resolved.pop();
+            continue;
+        }
+        let candidate = resolved.join(&part);
+        match std::fs::read_link(rootfs.join(&candidate)) {
+            Ok(target) if links < 255 => {
+                links += 1;
+                if target.is_absolute() {
+                    resolved = PathBuf::new();
+                }
+                for c in target.components().rev() {
+                    match c {
+                        Component::Normal(n) => pending.push(n.to_os_string()),
+                        Component::ParentDir => pending.push("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            _ => resolved = candidate,
+        }
+    }
+    rootfs.join(resolved)
 }
 
 /// Make the whole tree private-or-slave, bind the rootfs onto itself, mount the spec's mounts,
@@ -431,4 +467,26 @@ fn statvfs_flags(path: &Path) -> u32 {
         flags |= libc::MS_NOEXEC as u32;
     }
     flags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_root;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn symlinks_stay_inside_the_rootfs() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("real")).unwrap();
+        symlink("/etc", root.join("abs")).unwrap();
+        symlink("../../../../real", root.join("rel")).unwrap();
+        assert_eq!(
+            in_root(root, "/abs/passwd".as_ref()),
+            root.join("etc/passwd")
+        );
+        assert_eq!(in_root(root, "/rel/x".as_ref()), root.join("real/x"));
+        assert_eq!(in_root(root, "/../../x".as_ref()), root.join("x"));
+        assert_eq!(in_root(root, "/dev/shm".as_ref()), root.join("dev/shm"));
+    }
 }

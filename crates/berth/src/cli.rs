@@ -177,3 +177,41 @@ pub enum Command {
     /// The builtin OCI runtime, with runc's command line
     Runtime(crate::runtime_cmd::RuntimeArgs),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_stops_parsing_at_the_image() {
+        let cli = Cli::try_parse_from([
+            "berth", "run", "--rm", "-h", "box", "busybox", "ls", "-l", "-h",
+        ])
+        .unwrap();
+        let Command::Container(ContainerCommand::Run(r)) = cli.command else {
+            panic!("not run")
+        };
+        assert!(r.opts.rm);
+        assert_eq!(r.opts.hostname.as_deref(), Some("box"));
+        assert_eq!(r.args, ["busybox", "ls", "-l", "-h"]);
+    }
+
+    #[test]
+    fn management_aliases() {
+        assert!(Cli::try_parse_from(["berth", "container", "ls", "-a"]).is_ok());
+        assert!(Cli::try_parse_from(["berth", "container", "rm", "-f", "x"]).is_ok());
+        assert!(Cli::try_parse_from(["berth", "image", "ls", "-q"]).is_ok());
+        assert!(Cli::try_parse_from(["berth", "exec", "-it", "x", "sh", "-c", "true"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["berth", "runtime", "--root", "/r", "kill", "id", "KILL"]).is_ok()
+        );
+        let e = Cli::try_parse_from(["berth", "run", "--no-such-flag", "busybox"]);
+        assert!(e.is_err(), "{e:?}");
+    }
+}

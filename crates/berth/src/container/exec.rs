@@ -1,7 +1,7 @@
 //! `exec`.
 
 use berth_api::Client;
-use clap::{ArgAction, Args};
+use clap::Args;
 use serde_json::{json, Value};
 
 use super::stdio::{self, RawTerminal};
@@ -36,11 +36,8 @@ pub struct ExecArgs {
     /// Working directory inside the container
     #[arg(short = 'w', long)]
     pub workdir: Option<String>,
-    /// Print help
-    #[arg(long, action = ArgAction::Help)]
-    pub help: Option<bool>,
     /// CONTAINER COMMAND [ARG...]
-    #[arg(required = true, num_args = 2.., trailing_var_arg = true, allow_hyphen_values = true, value_name = "CONTAINER COMMAND [ARG...]")]
+    #[arg(required = true, num_args = 2.., trailing_var_arg = true, value_name = "CONTAINER COMMAND [ARG...]")]
     pub args: Vec<String>,
 }
 

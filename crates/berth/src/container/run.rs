@@ -24,7 +24,6 @@ pub struct RunArgs {
     #[arg(
         required = true,
         trailing_var_arg = true,
-        allow_hyphen_values = true,
         value_name = "IMAGE [COMMAND] [ARG...]"
     )]
     pub args: Vec<String>,
@@ -41,7 +40,6 @@ pub struct CreateArgs {
     #[arg(
         required = true,
         trailing_var_arg = true,
-        allow_hyphen_values = true,
         value_name = "IMAGE [COMMAND] [ARG...]"
     )]
     pub args: Vec<String>,

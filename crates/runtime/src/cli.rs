@@ -303,22 +303,47 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     Ok(())
 }
 
+/// Signals `run` passes on to the container's init, as runc does.
+const FORWARDED: &[i32] = &[
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+];
+
 /// create + start + wait + delete; returns the process's exit code (128+signal if killed).
+/// Signals sent to us meanwhile are forwarded to the container's init.
 pub fn run(root: &Path, id: &str, bundle: &Path, pid_file: Option<&Path>) -> Result<i32> {
-    let st = create_with(root, id, bundle, pid_file, false)?;
-    let status = rustix::process::waitpid(
-        rustix::process::Pid::from_raw(st.pid),
-        rustix::process::WaitOptions::empty(),
-    )
-    .map_err(|e| RuntimeError::syscall("wait for container", e))?;
-    let code = match status {
-        Some((_, s)) => match (s.exit_status(), s.terminating_signal()) {
-            (Some(c), _) => c,
-            (None, Some(sig)) => 128 + sig,
-            _ => 255,
-        },
-        None => 255,
-    };
+    use crate::builtin::sys;
+    let mut watched = FORWARDED.to_vec();
+    watched.push(libc::SIGCHLD);
+    // Blocked before the clone so none is lost; the child resets its mask before exec.
+    sys::set_signal_mask(&watched, libc::SIG_BLOCK)
+        .map_err(|e| RuntimeError::syscall("block signals", e))?;
+    let result = create_with(root, id, bundle, pid_file, false).and_then(|st| {
+        let pid = rustix::process::Pid::from_raw(st.pid);
+        loop {
+            let status = rustix::process::waitpid(pid, rustix::process::WaitOptions::NOHANG)
+                .map_err(|e| RuntimeError::syscall("wait for container", e))?;
+            if let Some((_, s)) = status {
+                break Ok(match (s.exit_status(), s.terminating_signal()) {
+                    (Some(c), _) => c,
+                    (None, Some(sig)) => 128 + sig,
+                    _ => 255,
+                });
+            }
+            let sig = sys::wait_signal(&watched)
+                .map_err(|e| RuntimeError::syscall("wait for signals", e))?;
+            if sig != libc::SIGCHLD {
+                let _ = builtin::kill(st.pid, sig);
+            }
+        }
+    });
+    let _ = sys::set_signal_mask(&watched, libc::SIG_UNBLOCK);
+    let code = result?;
     delete(root, id, true)?;
     Ok(code)
 }

@@ -166,3 +166,37 @@ fn killed_from_outside_is_128_plus_signal() {
     assert_eq!(child.wait().unwrap().code(), Some(137));
     assert_no_cgroups_left("killed");
 }
+
+#[test]
+fn run_forwards_signals_and_resets_the_mask() {
+    need_root!();
+    // The shell traps TERM: it only sees it if run forwards it and the mask was reset.
+    let b = Bundle::new(
+        "forward",
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got TERM; exit 7' TERM; echo ready; while true; do sleep 0.05; done",
+        ],
+        |_| {},
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berth-oci"))
+        .arg("--root")
+        .arg(b.root())
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg("bt-forward")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    berth_runtime::builtin::kill(child.id() as i32, libc::SIGTERM).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(7));
+    line.clear();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line, "got TERM\n");
+    assert_no_cgroups_left("forward");
+}

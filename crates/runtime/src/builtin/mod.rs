@@ -9,7 +9,7 @@ mod init;
 mod mounts;
 mod process;
 mod sync;
-mod sys;
+pub(crate) mod sys;
 
 use crate::cgroups::Cgroup;
 use crate::error::{Result, RuntimeError};

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 /// controlling terminal when `io.terminal`).
 pub fn setup_stdio(io: ProcessIo) -> Result<()> {
     let step = |s: &'static str| move |e: rustix::io::Errno| RuntimeError::syscall(s, e);
+    sys::reset_signals().map_err(|e| RuntimeError::syscall("reset signals", e))?;
     rustix::process::setsid().map_err(step("setsid"))?;
     rustix::stdio::dup2_stdin(&io.stdin).map_err(step("dup2 stdin"))?;
     rustix::stdio::dup2_stdout(&io.stdout).map_err(step("dup2 stdout"))?;

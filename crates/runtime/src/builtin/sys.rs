@@ -119,3 +119,57 @@ pub fn kill(pid: i32, signal: i32) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Give the process default signal dispositions and an empty signal mask. Ignored signals and
+/// the mask survive execve: a shim that ignores SIGPIPE or blocks SIGCHLD (for its signalfd)
+/// must not pass that on to the container.
+pub fn reset_signals() -> io::Result<()> {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL is a valid disposition for every catchable signal; no handler runs.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    set_signal_mask(&[], libc::SIG_SETMASK)
+}
+
+/// sigprocmask(how, signals).
+pub fn set_signal_mask(signals: &[i32], how: i32) -> io::Result<()> {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset before use.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t we own.
+    unsafe { libc::sigemptyset(&mut set) };
+    for s in signals {
+        // SAFETY: as above.
+        unsafe { libc::sigaddset(&mut set, *s) };
+    }
+    // SAFETY: `set` is valid; the old mask is not requested (NULL).
+    if unsafe { libc::sigprocmask(how, &set, std::ptr::null_mut()) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Wait for one of `signals` (which the caller has blocked); returns its number.
+pub fn wait_signal(signals: &[i32]) -> io::Result<i32> {
+    // SAFETY: as in set_signal_mask.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t we own.
+    unsafe { libc::sigemptyset(&mut set) };
+    for s in signals {
+        // SAFETY: as above.
+        unsafe { libc::sigaddset(&mut set, *s) };
+    }
+    loop {
+        // SAFETY: `set` is valid; siginfo is not requested (NULL).
+        let sig = unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) };
+        if sig >= 0 {
+            return Ok(sig);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}

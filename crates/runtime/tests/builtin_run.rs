@@ -200,3 +200,36 @@ fn run_forwards_signals_and_resets_the_mask() {
     assert_eq!(line, "got TERM\n");
     assert_no_cgroups_left("forward");
 }
+
+#[test]
+fn not_executable_is_126() {
+    need_root!();
+    let b = Bundle::new("noexec", &["/etc/passwd"], |_| {});
+    let (code, _, err) = b.run_berth();
+    assert_eq!(code, 1, "the CLI fails to create");
+    assert!(
+        err.contains("exec: \"/etc/passwd\": permission denied"),
+        "{err}"
+    );
+    assert_no_cgroups_left("noexec");
+}
+
+#[test]
+fn read_only_rootfs_and_sysctl() {
+    need_root!();
+    let b = Bundle::new(
+        "rofs",
+        &[
+            "sh",
+            "-c",
+            "cat /proc/sys/net/ipv4/ip_forward; touch /x 2>/dev/null || echo ro",
+        ],
+        |o| {
+            o.read_only = true;
+            o.sysctls.insert("net.ipv4.ip_forward".into(), "1".into());
+        },
+    );
+    let (code, out, err) = b.run_berth();
+    assert_eq!((code, out.as_str()), (0, "1\nro\n"), "stderr: {err}");
+    assert_no_cgroups_left("rofs");
+}

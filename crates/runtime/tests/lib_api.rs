@@ -108,4 +108,26 @@ fn builtin_api() {
     builtin::cleanup(&spec).unwrap();
     builtin::cleanup(&spec).unwrap();
     assert_no_cgroups_left("api");
+
+    // An init on a pty: the slave is its controlling terminal and /dev/console.
+    let b = Bundle::new(
+        "api-tty",
+        &[
+            "sh",
+            "-c",
+            "[ -t 0 ] && [ -c /dev/console ] && echo tty-init",
+        ],
+        |o| o.terminal = true,
+    );
+    let spec = spec::load_bundle(b.path()).unwrap();
+    let pty = open_pty().unwrap();
+    let io = ProcessIo::from_pty_slave(&pty.slave).unwrap();
+    let created = builtin::create("api-tty", b.path(), &spec, io, StartGate::Immediate).unwrap();
+    drop(pty.slave);
+    let mut buf = [0u8; 64];
+    let n = std::fs::File::from(pty.master).read(&mut buf).unwrap();
+    assert_eq!(String::from_utf8_lossy(&buf[..n]).trim(), "tty-init");
+    assert_eq!(wait(created.pid), (Some(0), None));
+    builtin::cleanup(&spec).unwrap();
+    assert_no_cgroups_left("api-tty");
 }

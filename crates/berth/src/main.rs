@@ -15,6 +15,7 @@ mod filters;
 mod format;
 mod image;
 mod inspect;
+mod pipe;
 mod pretty;
 mod reference;
 mod runtime_cmd;
@@ -29,6 +30,7 @@ use cli::{Cli, Command, ContainerCommand, ContainerManagement, ImageManagement, 
 use errors::{describe, ExitStatus};
 
 fn main() {
+    pipe::exit_quietly_on_broken_pipe();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -58,6 +60,9 @@ fn finish(result: anyhow::Result<i32>, is_run: bool) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
+            if pipe::is_broken_pipe(&e) {
+                return pipe::broken_pipe_code();
+            }
             if let Some(status) = e.downcast_ref::<ExitStatus>() {
                 if let Some(m) = &status.message {
                     eprintln!("{m}");

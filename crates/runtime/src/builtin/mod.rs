@@ -40,18 +40,17 @@ pub struct Created {
     pub pid: i32,
 }
 
-/// The container's cgroup path from the spec (default "/berth/<id>").
-fn cgroup_path(spec: &Spec, id: &str) -> String {
-    spec.linux()
+/// The container's cgroup, from `linux.cgroupsPath` (required: pause, cleanup and processes
+/// only get the spec, so the path must be in it; spec::build always sets it).
+fn container_cgroup(spec: &Spec) -> Result<Cgroup> {
+    let path = spec
+        .linux()
         .as_ref()
         .and_then(|l| l.cgroups_path().as_ref())
         .map(|p| p.to_string_lossy().into_owned())
         .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| format!("/berth/{id}"))
-}
-
-fn container_cgroup(spec: &Spec) -> Result<Cgroup> {
-    Cgroup::new(&cgroup_path(spec, "default"))
+        .ok_or_else(|| RuntimeError::Spec("linux.cgroupsPath is required".into()))?;
+    Cgroup::new(&path)
 }
 
 fn clone_flags(spec: &Spec) -> u64 {
@@ -105,7 +104,7 @@ pub fn create(
         ));
     }
     let rootfs = rootfs_of(spec, bundle)?;
-    let cgroup = Cgroup::new(&cgroup_path(spec, id))?;
+    let cgroup = container_cgroup(spec)?;
     cgroup.create(spec.linux().as_ref().and_then(|l| l.resources().as_ref()))?;
 
     let seccomp = match process::seccomp_program(spec) {
@@ -143,7 +142,10 @@ pub fn create(
     drop(io);
     drop(gate);
     match sync::read_report(sync_read) {
-        Ok(Report::Ready) | Ok(Report::Execed) => Ok(Created { pid: child }),
+        Ok(Report::Ready) | Ok(Report::Execed) => {
+            tracing::debug!(id, pid = child, "container created");
+            Ok(Created { pid: child })
+        }
         Err(e) => {
             reap(child);
             let _ = cgroup.remove();

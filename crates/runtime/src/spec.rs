@@ -139,6 +139,9 @@ pub fn build(opts: &SpecOptions) -> Result<Spec> {
     if !opts.sysctls.is_empty() {
         linux["sysctl"] = json!(opts.sysctls);
     }
+    if opts.privileged {
+        linux["devices"] = Value::Array(host_devices());
+    }
     if !opts.privileged {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
@@ -251,6 +254,53 @@ fn resources(opts: &SpecOptions) -> Value {
         r["pids"] = json!({ "limit": p });
     }
     r
+}
+
+/// Every device node of the host's /dev, as Docker gives a privileged container.
+fn host_devices() -> Vec<Value> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    let mut dirs = vec![PathBuf::from("/dev")];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(md) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let ft = md.file_type();
+            if ft.is_dir() {
+                // The container gets its own pts, shm and mqueue.
+                if !matches!(path.to_str(), Some("/dev/pts" | "/dev/shm" | "/dev/mqueue")) {
+                    dirs.push(path);
+                }
+                continue;
+            }
+            let typ = if ft.is_char_device() {
+                "c"
+            } else if ft.is_block_device() {
+                "b"
+            } else {
+                continue;
+            };
+            if path == Path::new("/dev/console") || path == Path::new("/dev/ptmx") {
+                continue;
+            }
+            let rdev = md.rdev();
+            out.push(json!({
+                "path": path,
+                "type": typ,
+                "major": rustix::fs::major(rdev),
+                "minor": rustix::fs::minor(rdev),
+                "fileMode": md.mode() & 0o777,
+                "uid": md.uid(),
+                "gid": md.gid(),
+            }));
+        }
+    }
+    out
 }
 
 fn mounts(opts: &SpecOptions) -> Result<Vec<Value>> {
@@ -431,6 +481,8 @@ mod tests {
         assert_eq!(caps.effective().as_ref().unwrap().len(), ALL_CAPS.len());
         let linux = spec.linux().as_ref().unwrap();
         assert!(linux.masked_paths().is_none() && linux.seccomp().is_none());
+        let devices = linux.devices().as_ref().unwrap();
+        assert!(devices.iter().any(|d| d.path() == Path::new("/dev/null")));
         assert!(!linux
             .namespaces()
             .as_ref()

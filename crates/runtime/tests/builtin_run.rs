@@ -233,3 +233,16 @@ fn read_only_rootfs_and_sysctl() {
     assert_eq!((code, out.as_str()), (0, "1\nro\n"), "stderr: {err}");
     assert_no_cgroups_left("rofs");
 }
+
+#[test]
+fn privileged_gets_all_caps_and_host_devices() {
+    need_root!();
+    let b = Bundle::new("priv", &["sh", "-c", "grep CapEff /proc/self/status; [ -c /dev/kmsg ] && echo kmsg; grep -c ' /sys sysfs rw' /proc/self/mounts"], |o| o.privileged = true);
+    let (code, out, err) = b.run_berth();
+    assert_eq!(code, 0, "stderr: {err}");
+    // Every capability the host lets us hold.
+    let host = std::fs::read_to_string("/proc/self/status").unwrap();
+    let host_eff = host.lines().find(|l| l.starts_with("CapEff:")).unwrap();
+    assert_eq!(out, format!("{host_eff}\nkmsg\n1\n"));
+    assert_no_cgroups_left("priv");
+}

@@ -99,6 +99,17 @@ pub fn set_user_and_caps(process: &Process) -> Result<()> {
             (e, e, e, e, e)
         }
     };
+    // Nobody can gain a capability they lack (this host withholds CAP_SYS_RESOURCE, say):
+    // like runc, grant what is asked for and held, instead of failing capset.
+    let held = rustix::thread::capabilities(None)
+        .map_err(|e| RuntimeError::syscall("capget", e))?
+        .permitted;
+    let (effective, permitted, inheritable, ambient) = (
+        effective & held,
+        permitted & held,
+        inheritable & held,
+        ambient & held,
+    );
     for n in 0..=40u32 {
         let cap = CapabilitySet::from_bits_retain(1 << n);
         if !bounding.contains(cap) {

@@ -6,8 +6,6 @@ use oci_spec::runtime::Process;
 use std::os::fd::OwnedFd;
 
 /// Why a runtime operation failed; `exit_code` is what Docker reports for it.
-// NotFound/NotExecutable come from the runtime crate's errors once its drivers land.
-#[allow(dead_code)]
 #[derive(Debug, thiserror::Error)]
 pub enum ShimError {
     /// Docker's text: the CLI maps it to exit code 127.

@@ -10,8 +10,6 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// The child's stdin/stdout/stderr (for a tty, three copies of the pty slave).
-// Read by the runtime drivers (and the loop tests) once berth-runtime's drivers land.
-#[allow(dead_code)]
 pub struct ChildIo {
     pub stdin: OwnedFd,
     pub stdout: OwnedFd,

@@ -84,7 +84,10 @@ impl Bundle {
 
     /// Spawn berth-shim for this bundle and read its ready line.
     fn spawn_shim(&self, stdin: bool) -> (ShimProc, Ready) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth-shim"));
+        // BERTH_SHIM_BIN runs the tests against another build (e.g. target/release/berth-shim).
+        let bin = std::env::var_os("BERTH_SHIM_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_berth-shim").into());
+        let mut cmd = Command::new(bin);
         cmd.arg("--id")
             .arg(format!("{}-{}", self.name, std::process::id()))
             .arg("--bundle")
@@ -363,6 +366,17 @@ fn stdin_exec_kill_and_small_memory() {
     assert_eq!((st.running, st.exit_code), (Some(false), Some(4)));
 
     let shim_pid = shim.id();
+    // Its own session and process group: stopping the daemon (or its terminal) leaves it alone.
+    let stat = std::fs::read_to_string(format!("/proc/{shim_pid}/stat")).expect("stat");
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    assert_eq!(
+        (fields[2], fields[3]),
+        (shim_pid.to_string().as_str(), shim_pid.to_string().as_str()),
+        "pgrp, session"
+    );
     // What each shim costs on its own is its anonymous memory: the binary's and the libraries'
     // file pages are shared by all shims through the page cache.
     let anon = status_kb(shim_pid, "RssAnon:");
@@ -371,6 +385,18 @@ fn stdin_exec_kill_and_small_memory() {
         status_kb(shim_pid, "VmRSS:")
     );
     assert!(anon < 1024, "shim anonymous memory {anon} kB");
+
+    let paused = call(&sock, r#"{"op":"pause"}"#);
+    assert!(paused.ok, "{paused:?}");
+    assert_eq!(
+        call(&sock, r#"{"op":"state"}"#).status,
+        Some(berth_runtime::shim_protocol::Status::Paused)
+    );
+    assert!(call(&sock, r#"{"op":"resume"}"#).ok);
+    assert_eq!(
+        call(&sock, r#"{"op":"state"}"#).status,
+        Some(berth_runtime::shim_protocol::Status::Running)
+    );
 
     let mut wait = connect(&sock, r#"{"op":"wait"}"#);
     assert!(call(&sock, r#"{"op":"kill","signal":9,"all":false}"#).ok);

@@ -16,14 +16,14 @@ pub enum ShimError {
     NotExecutable(String),
     #[error("{0}")]
     Runtime(String),
+    /// A runtime's message that Docker maps to an exit code (runc's "executable file not found").
+    #[error("{0}")]
+    RuntimeWithCode(String, i32),
     #[error("{step}: {source}")]
     Io {
         step: &'static str,
         source: std::io::Error,
     },
-    /// The runtime crate does not offer this operation yet.
-    #[error("{0} is not available in this build of berth")]
-    Unavailable(&'static str),
 }
 
 impl ShimError {
@@ -36,6 +36,7 @@ impl ShimError {
         match self {
             ShimError::NotFound(_) => 127,
             ShimError::NotExecutable(_) => 126,
+            ShimError::RuntimeWithCode(_, code) => *code,
             _ => 125,
         }
     }

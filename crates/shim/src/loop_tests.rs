@@ -76,10 +76,10 @@ impl ContainerRuntime for HostRuntime {
         rustix::process::kill_process(pid, sig).map_err(|e| ShimError::io("kill")(e.into()))
     }
     fn pause(&mut self) -> Result<(), ShimError> {
-        Err(ShimError::Unavailable("pause"))
+        Err(ShimError::Runtime("no pause on the host".into()))
     }
     fn resume(&mut self) -> Result<(), ShimError> {
-        Err(ShimError::Unavailable("resume"))
+        Err(ShimError::Runtime("no resume on the host".into()))
     }
     fn cleanup(&mut self) -> Result<(), ShimError> {
         Ok(())

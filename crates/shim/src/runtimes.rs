@@ -6,6 +6,7 @@ use crate::args::{Args, RuntimeChoice};
 use crate::backend::{ContainerRuntime, ShimError, Spawned};
 use crate::stdio::ChildIo;
 use berth_runtime::builtin::{self, StartGate};
+use berth_runtime::external::ExternalRuntime;
 use berth_runtime::io::ProcessIo;
 use berth_runtime::RuntimeError;
 use oci_spec::runtime::{Process, Spec};
@@ -18,6 +19,15 @@ impl From<RuntimeError> for ShimError {
         match e {
             RuntimeError::NotFound(cmd) => ShimError::NotFound(cmd),
             RuntimeError::NotExecutable(cmd) => ShimError::NotExecutable(cmd),
+            // runc words it inside a longer message; Docker maps on the same text.
+            RuntimeError::External(msg) if msg.contains("executable file not found") => {
+                ShimError::RuntimeWithCode(msg, 127)
+            }
+            RuntimeError::External(msg)
+                if msg.contains("exec:") && msg.contains("permission denied") =>
+            {
+                ShimError::RuntimeWithCode(msg, 126)
+            }
             other => ShimError::Runtime(other.to_string()),
         }
     }
@@ -46,8 +56,13 @@ pub fn select(args: &Args, spec: Spec) -> Result<Selected, ShimError> {
             spec: Box::new(spec),
             gate: None,
         }),
-        RuntimeChoice::External { binary, .. } => Selected::External(External {
-            binary: binary.clone(),
+        RuntimeChoice::External { binary, root } => Selected::External(External {
+            rt: ExternalRuntime {
+                binary: binary.clone(),
+                root: root.clone(),
+            },
+            id: args.id.clone(),
+            bundle: args.bundle.clone(),
         }),
     })
 }
@@ -158,37 +173,39 @@ impl ContainerRuntime for Builtin {
 }
 
 /// An OCI runtime binary (runc) driven through its command line with the same bundle.
-/// berth-runtime's driver for it is not there yet: every operation reports that.
 pub struct External {
-    #[allow(dead_code)] // used once the external driver lands
-    binary: PathBuf,
+    rt: ExternalRuntime,
+    id: String,
+    bundle: PathBuf,
 }
 
 impl ContainerRuntime for External {
-    fn create(&mut self, _io: ChildIo) -> Result<Spawned, ShimError> {
-        Err(ShimError::Unavailable("the external runtime driver"))
+    fn create(&mut self, io: ChildIo) -> Result<Spawned, ShimError> {
+        let (pid, master) = self.rt.create(&self.id, &self.bundle, process_io(io))?;
+        Ok(Spawned { pid, master })
     }
     fn start(&mut self) -> Result<(), ShimError> {
-        Err(ShimError::Unavailable("the external runtime driver"))
+        Ok(self.rt.start(&self.id)?)
     }
     fn exec(
         &mut self,
         _init_pid: i32,
-        _process: &Process,
-        _io: ChildIo,
+        process: &Process,
+        io: ChildIo,
     ) -> Result<Spawned, ShimError> {
-        Err(ShimError::Unavailable("the external runtime driver"))
+        let (pid, master) = self.rt.exec(&self.id, process, process_io(io))?;
+        Ok(Spawned { pid, master })
     }
-    fn kill(&mut self, _init_pid: i32, _signal: i32, _all: bool) -> Result<(), ShimError> {
-        Err(ShimError::Unavailable("the external runtime driver"))
+    fn kill(&mut self, _init_pid: i32, signal: i32, all: bool) -> Result<(), ShimError> {
+        Ok(self.rt.kill(&self.id, signal, all)?)
     }
     fn pause(&mut self) -> Result<(), ShimError> {
-        Err(ShimError::Unavailable("the external runtime driver"))
+        Ok(self.rt.pause(&self.id)?)
     }
     fn resume(&mut self) -> Result<(), ShimError> {
-        Err(ShimError::Unavailable("the external runtime driver"))
+        Ok(self.rt.resume(&self.id)?)
     }
     fn cleanup(&mut self) -> Result<(), ShimError> {
-        Ok(())
+        Ok(self.rt.delete(&self.id, true)?)
     }
 }

@@ -661,9 +661,11 @@ impl<R: ContainerRuntime> Shim<R> {
                     }
                     return;
                 }
-                Err(e @ (ShimError::NotFound(_) | ShimError::NotExecutable(_))) => {
-                    Response::exec_error(e.to_string(), e.exit_code())
-                }
+                Err(
+                    e @ (ShimError::NotFound(_)
+                    | ShimError::NotExecutable(_)
+                    | ShimError::RuntimeWithCode(..)),
+                ) => Response::exec_error(e.to_string(), e.exit_code()),
                 Err(e) => Response::error(e.to_string()),
             },
             Request::ExecStatus { pid } => match self.execs.iter().find(|p| p.pid == pid) {

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+const RUNC: &str = "/usr/sbin/runc";
+
 const APPLETS: &[&str] = &["sh", "echo", "cat", "sleep", "stty", "read", "true", "ls"];
 
 /// A temp dir with a busybox rootfs and config.json; removed on drop.
@@ -84,6 +86,11 @@ impl Bundle {
 
     /// Spawn berth-shim for this bundle and read its ready line.
     fn spawn_shim(&self, stdin: bool) -> (ShimProc, Ready) {
+        self.spawn_shim_with(stdin, None)
+    }
+
+    /// With `runc_root`, the shim drives runc (state in that dir) instead of the builtin runtime.
+    fn spawn_shim_with(&self, stdin: bool, runc_root: Option<&Path>) -> (ShimProc, Ready) {
         // BERTH_SHIM_BIN runs the tests against another build (e.g. target/release/berth-shim).
         let bin = std::env::var_os("BERTH_SHIM_BIN")
             .unwrap_or_else(|| env!("CARGO_BIN_EXE_berth-shim").into());
@@ -98,14 +105,19 @@ impl Bundle {
             .arg(self.dir.join("state"))
             .arg("--log")
             .arg(self.dir.join("log.json"))
-            .arg("--runtime")
-            .arg("builtin")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if stdin {
             cmd.arg("--stdin");
         }
+        match runc_root {
+            None => cmd.args(["--runtime", "builtin"]),
+            Some(root) => cmd
+                .args(["--runtime", RUNC])
+                .arg("--runtime-root")
+                .arg(root),
+        };
         let mut child = cmd.spawn().expect("spawn berth-shim");
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout"))
@@ -467,4 +479,105 @@ fn missing_command_fails_with_127_on_the_ready_line() {
     );
     assert_eq!(wait_exit(&mut shim).code(), Some(1));
     assert!(!b.socket().exists());
+}
+
+#[test]
+fn runc_output_exec_and_tty() {
+    if !Path::new(RUNC).exists() {
+        eprintln!("skipped: no {RUNC}");
+        return;
+    }
+    let root = PathBuf::from(format!("/tmp/bsh-runc-root-{}", std::process::id()));
+    std::fs::create_dir_all(&root).expect("runc root");
+
+    // Pipes: output, exec, exit code.
+    let b = Bundle::new(
+        "rc",
+        &["sh", "-c", "echo out; echo err >&2; read x; exit 5"],
+        false,
+    );
+    let (mut shim, ready) = b.spawn_shim_with(true, Some(&root));
+    assert!(
+        matches!(ready, Ready::Created { pid } if pid > 0),
+        "{ready:?}"
+    );
+    let sock = b.socket();
+    let mut attach = connect(
+        &sock,
+        r#"{"op":"attach","stdin":true,"stdout":true,"stderr":true,"close_stdin_on_eof":true}"#,
+    );
+    assert!(answer(&mut attach).ok);
+    let mut wait = connect(&sock, r#"{"op":"wait"}"#);
+    let started = call(&sock, r#"{"op":"start"}"#);
+    assert!(started.ok, "{started:?}");
+    let mut exec = connect(
+        &sock,
+        r#"{"op":"exec","process":{"user":{"uid":0,"gid":0},"args":["sh","-c","echo in-exec; exit 4"],"env":["PATH=/bin"],"cwd":"/"},"stdin":false,"detach":false}"#,
+    );
+    let ex = answer(&mut exec);
+    let exec_pid = ex.pid.unwrap_or_else(|| panic!("exec: {ex:?}"));
+    let mut raw = Vec::new();
+    exec.read_to_end(&mut raw).expect("exec stream");
+    assert_eq!(frames(&raw), vec![(1, "in-exec\n".to_string())]);
+    let st = call(
+        &sock,
+        &format!(r#"{{"op":"exec-status","pid":{exec_pid}}}"#),
+    );
+    assert_eq!((st.running, st.exit_code), (Some(false), Some(4)));
+    attach
+        .get_mut()
+        .shutdown(std::net::Shutdown::Write)
+        .expect("close stdin");
+    let mut raw = Vec::new();
+    attach.read_to_end(&mut raw).expect("attach stream");
+    let joined = |id: u8| {
+        frames(&raw)
+            .into_iter()
+            .filter(|f| f.0 == id)
+            .map(|f| f.1)
+            .collect::<String>()
+    };
+    assert_eq!((joined(1).as_str(), joined(2).as_str()), ("out\n", "err\n"));
+    assert_eq!(answer(&mut wait).exit_code, Some(5));
+    assert!(wait_exit(&mut shim).success());
+    assert_eq!(b.exit_record().exit_code, 5);
+    drop(shim);
+
+    // A tty: runc makes the pty and hands the master to the shim.
+    let t = Bundle::new("rt", &["sh", "-c", "stty size; read x; echo bye"], true);
+    let (mut shim, ready) = t.spawn_shim_with(true, Some(&root));
+    assert!(matches!(ready, Ready::Created { .. }), "{ready:?}");
+    let sock = t.socket();
+    assert!(
+        call(
+            &sock,
+            r#"{"op":"resize","height":33,"width":99,"exec_pid":null}"#
+        )
+        .ok
+    );
+    let mut attach = connect(
+        &sock,
+        r#"{"op":"attach","stdin":true,"stdout":true,"stderr":true,"close_stdin_on_eof":true}"#,
+    );
+    assert!(answer(&mut attach).ok);
+    assert!(call(&sock, r#"{"op":"start"}"#).ok);
+    read_until(&mut attach, "33 99");
+    attach.get_mut().write_all(b"\n").expect("stdin");
+    read_until(&mut attach, "bye");
+    assert!(wait_exit(&mut shim).success());
+    assert_eq!(t.exit_record().exit_code, 0);
+    drop(shim);
+
+    // runc reports a missing command at create; Docker's exit code is 127.
+    let nf = Bundle::new("rn", &["does-not-exist"], false);
+    let (mut shim, ready) = nf.spawn_shim_with(false, Some(&root));
+    match ready {
+        Ready::Failed { error, exit_code } => {
+            assert_eq!(exit_code, 127, "{error}");
+            assert!(error.contains("executable file not found"), "{error}");
+        }
+        other => panic!("created: {other:?}"),
+    }
+    assert_eq!(wait_exit(&mut shim).code(), Some(1));
+    let _ = std::fs::remove_dir_all(&root);
 }

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 const RUNC: &str = "/usr/sbin/runc";
 
-const APPLETS: &[&str] = &["sh", "echo", "cat", "sleep", "stty", "read", "true", "ls"];
+const APPLETS: &[&str] = &[
+    "sh", "echo", "cat", "sleep", "stty", "read", "true", "ls", "grep",
+];
 
 /// A temp dir with a busybox rootfs and config.json; removed on drop.
 struct Bundle {
@@ -376,6 +378,23 @@ fn stdin_exec_kill_and_small_memory() {
         &format!(r#"{{"op":"exec-status","pid":{exec_pid}}}"#),
     );
     assert_eq!((st.running, st.exit_code), (Some(false), Some(4)));
+
+    // The shim ignores SIGPIPE; the container's processes must not inherit that.
+    let mut sig = connect(
+        &sock,
+        r#"{"op":"exec","process":{"user":{"uid":0,"gid":0},"args":["grep","SigIgn","/proc/1/status"],"env":["PATH=/bin"],"cwd":"/"},"stdin":false,"detach":false}"#,
+    );
+    assert!(answer(&mut sig).ok);
+    let mut raw = Vec::new();
+    sig.read_to_end(&mut raw).expect("exec stream");
+    let line = frames(&raw).into_iter().map(|f| f.1).collect::<String>();
+    let ignored = line
+        .trim()
+        .strip_prefix("SigIgn:")
+        .map(str::trim)
+        .and_then(|h| u64::from_str_radix(h, 16).ok());
+    let sigpipe_bit = 1u64 << (13 - 1);
+    assert_eq!(ignored.map(|m| m & sigpipe_bit), Some(0), "{line:?}");
 
     let shim_pid = shim.id();
     // Its own session and process group: stopping the daemon (or its terminal) leaves it alone.

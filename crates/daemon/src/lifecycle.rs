@@ -55,6 +55,16 @@ pub async fn create(
     {
         host_config.network_mode = Some("bridge".into());
     }
+    if host_config
+        .log_config
+        .as_ref()
+        .is_none_or(|l| l.typ.as_deref().is_none_or(str::is_empty))
+    {
+        host_config.log_config = Some(berth_api::models::HostConfigLogConfig {
+            typ: Some("json-file".into()),
+            config: Some(HashMap::new()),
+        });
+    }
     let config = merge_config(&body, &image)?;
     let mut argv: Vec<String> = config.entrypoint.clone().unwrap_or_default();
     argv.extend(config.cmd.clone().unwrap_or_default());
@@ -433,6 +443,20 @@ async fn start_locked(d: &Shared, c: &Arc<Container>) -> ApiResult<bool> {
             }
             let _ = d.save(c, false);
             unmount(d, &rec.id).await;
+            // Attaches waiting for this start will never get a stream.
+            c.gate().waiting.clear();
+            c.lifecycle.send_modify(|l| {
+                l.exits += 1;
+                l.exit_code = f.exit_code;
+            });
+            if rec.host_config.auto_remove == Some(true) {
+                // As moby: a failed start of an --rm container removes it (docker run waits for that).
+                let d2 = d.clone();
+                let c2 = c.clone();
+                tokio::spawn(async move {
+                    let _ = remove(&d2, &c2, true, true).await;
+                });
+            }
             let msg = format!("failed to create task for container: {}", f.message);
             return Err(if f.exit_code == 126 || f.exit_code == 127 {
                 ApiError::bad_request(msg)

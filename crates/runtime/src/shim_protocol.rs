@@ -59,6 +59,9 @@ pub enum Request {
     ExecStatus {
         pid: i32,
     },
+    /// Close the container's stdin now: the daemon sends this when an attached client
+    /// half-closes (real EOF), as opposed to detaching (the connection simply goes away).
+    CloseStdin,
 }
 
 /// Status of the container init as the shim sees it.

@@ -246,3 +246,68 @@ fn privileged_gets_all_caps_and_host_devices() {
     assert_eq!(out, format!("{host_eff}\nkmsg\n1\n"));
     assert_no_cgroups_left("priv");
 }
+
+#[test]
+fn create_start_state_kill_delete() {
+    need_root!();
+    let b = Bundle::new(
+        "lifecycle",
+        &["sh", "-c", "echo started > /tmp/started; exec sleep 30"],
+        |_| {},
+    );
+    // The container inherits berth-oci's stdio: give it files, not pipes we would wait on.
+    let oci = |args: &[&str]| {
+        let err_path = b.path().join("oci.stderr");
+        let st = std::process::Command::new(env!("CARGO_BIN_EXE_berth-oci"))
+            .arg("--root")
+            .arg(b.root())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "{args:?}: {}",
+            std::fs::read_to_string(&err_path).unwrap_or_default()
+        );
+    };
+    let status = || berth_runtime::cli::state(&b.root(), "bt-lifecycle").unwrap()["status"].clone();
+    let started = b.path().join("rootfs/tmp/started");
+    oci(&[
+        "create",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        "bt-lifecycle",
+    ]);
+    assert_eq!(status(), "created");
+    assert!(!started.exists(), "the process ran before start");
+    oci(&["start", "bt-lifecycle"]);
+    assert_eq!(status(), "running");
+    for _ in 0..200 {
+        if started.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(started.exists());
+    assert!(
+        berth_runtime::cli::delete(&b.root(), "bt-lifecycle", false).is_err(),
+        "deleting a running container"
+    );
+    oci(&["kill", "bt-lifecycle", "KILL"]);
+    for _ in 0..200 {
+        if status() == "stopped" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(status(), "stopped");
+    oci(&["delete", "bt-lifecycle"]);
+    assert!(matches!(
+        berth_runtime::cli::state(&b.root(), "bt-lifecycle"),
+        Err(berth_runtime::RuntimeError::NoSuchContainer(_))
+    ));
+    assert_no_cgroups_left("lifecycle");
+}

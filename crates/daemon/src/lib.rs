@@ -196,6 +196,7 @@ async fn serve(d: state::Shared, socket: PathBuf, pidfile: Option<PathBuf>) -> a
         }
         tracing::info!("shutting down; containers keep running");
     };
+    let app = app.into_make_service_with_connect_info::<hijack::PeerSocket>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;

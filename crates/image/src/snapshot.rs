@@ -115,7 +115,11 @@ impl Snapshotter {
             fs::create_dir_all(d)?;
         }
         // Recorded so the snapshot can be found again from its id alone (cp, diff, unmount).
-        let list: Vec<String> = snap.lowers.iter().map(|p| p.display().to_string()).collect();
+        let list: Vec<String> = snap
+            .lowers
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
         let tmp = dir.join(".lowers.tmp");
         fs::write(&tmp, list.join("\n"))?;
         fs::rename(&tmp, dir.join(LOWERS_FILE))?;
@@ -128,7 +132,9 @@ impl Snapshotter {
         let list = match fs::read_to_string(dir.join(LOWERS_FILE)) {
             Ok(l) => l,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ImageError::NotFound(format!("snapshot of container {container_id}")))
+                return Err(ImageError::NotFound(format!(
+                    "snapshot of container {container_id}"
+                )))
             }
             Err(e) => return Err(e.into()),
         };
@@ -136,7 +142,11 @@ impl Snapshotter {
             upper: dir.join("upper"),
             work: dir.join("work"),
             merged: dir.join("merged"),
-            lowers: list.lines().filter(|l| !l.is_empty()).map(PathBuf::from).collect(),
+            lowers: list
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(PathBuf::from)
+                .collect(),
         })
     }
 

@@ -609,6 +609,13 @@ impl<R: ContainerRuntime> Shim<R> {
                     result(self.rt.kill(self.init.pid, signal, all))
                 }
             }
+            Request::CloseStdin => {
+                if let Some(io) = self.proc_mut(None).and_then(|p| p.io.as_mut()) {
+                    io.close_stdin();
+                }
+                self.flush_stdin(None);
+                Response::ok()
+            }
             Request::Pause => self.set_paused(true),
             Request::Resume => self.set_paused(false),
             Request::Resize {

@@ -32,6 +32,31 @@ fn with_rootfs<T>(
     res
 }
 
+/// Files the daemon bind-mounts into every container live in the container's own dir, not
+/// in its rootfs; `docker cp` must see the container's view.
+fn managed_file(d: &Shared, id: &str, path: &str) -> Option<(PathBuf, String)> {
+    let name = match path.trim_end_matches('/') {
+        "/etc/hostname" => "hostname",
+        "/etc/hosts" => "hosts",
+        "/etc/resolv.conf" => "resolv.conf",
+        _ => return None,
+    };
+    Some((d.paths.container_dir(id), format!("/{name}")))
+}
+
+/// `with_rootfs`, or the container's own dir for the files it manages.
+fn with_view<T>(
+    d: &Shared,
+    id: &str,
+    path: &str,
+    f: impl FnOnce(&std::path::Path, &str) -> ApiResult<T>,
+) -> ApiResult<T> {
+    match managed_file(d, id, path) {
+        Some((root, p)) => f(&root, &p),
+        None => with_rootfs(d, id, |root| f(root, path)),
+    }
+}
+
 fn stat_header(stat: &berth_image::layer::PathStat) -> String {
     base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(stat).unwrap_or_default())
 }
@@ -65,8 +90,8 @@ pub async fn archive(
             let d2 = d.clone();
             let (cid, p) = (c.id.clone(), path.clone());
             let stat = tokio::task::spawn_blocking(move || {
-                with_rootfs(&d2, &cid, |root| {
-                    Ok(berth_image::layer::stat_path(root, &p)?)
+                with_view(&d2, &cid, &p, |root, p| {
+                    Ok(berth_image::layer::stat_path(root, p)?)
                 })
             })
             .await?
@@ -116,8 +141,8 @@ async fn get_archive(d: Shared, c: Arc<Container>, path: String) -> ApiResult<Re
     let d2 = d.clone();
     let (cid, p) = (c.id.clone(), path.clone());
     let stat = tokio::task::spawn_blocking(move || {
-        with_rootfs(&d2, &cid, |root| {
-            Ok(berth_image::layer::stat_path(root, &p)?)
+        with_view(&d2, &cid, &p, |root, p| {
+            Ok(berth_image::layer::stat_path(root, p)?)
         })
     })
     .await?
@@ -126,8 +151,8 @@ async fn get_archive(d: Shared, c: Arc<Container>, path: String) -> ApiResult<Re
     let cid = c.id.clone();
     tokio::task::spawn_blocking(move || {
         let w = SyncIoBridge::new(writer);
-        let _ = with_rootfs(&d, &cid, |root| {
-            Ok(berth_image::layer::tar_path(root, &path, w)?)
+        let _ = with_view(&d, &cid, &path, |root, p| {
+            Ok(berth_image::layer::tar_path(root, p, w)?)
         });
     });
     Ok(Response::builder()

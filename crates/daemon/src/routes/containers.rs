@@ -387,6 +387,7 @@ pub async fn attach(
     State(d): State<Shared>,
     Path(id): Path<String>,
     Query(q): Query<AttachQuery>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<hijack::PeerSocket>,
     mut req: Request,
 ) -> ApiResult<Response> {
     let c = d.find(&id)?;
@@ -394,14 +395,20 @@ pub async fn attach(
     let tty = rec.config.tty.unwrap_or(false);
     let stdin = q.stdin && rec.config.open_stdin.unwrap_or(false);
     let close_on_eof = rec.config.stdin_once.unwrap_or(false);
-    let request = shim::attach_request(stdin, q.stdout, q.stderr, close_on_eof);
+    // The daemon, not the shim, decides when stdin closes: only on a real EOF, never on detach.
+    let request = shim::attach_request(stdin, q.stdout, q.stderr, false);
+    let on_eof = if close_on_eof {
+        hijack::OnClientEof::CloseStdin(d.paths.shim_socket(&c.id))
+    } else {
+        hijack::OnClientEof::Keep
+    };
     let upgrade = hijack::take_upgrade(&mut req);
     let stream = attach_stream(&d, &c, request);
     match upgrade {
         Some(on_upgrade) => {
             tokio::spawn(async move {
                 if let Ok(s) = stream.await {
-                    hijack::bridge(on_upgrade, s, stdin).await;
+                    hijack::bridge(on_upgrade, peer, s, stdin, on_eof, async {}).await;
                 }
             });
             Ok(hijack::switching(tty))

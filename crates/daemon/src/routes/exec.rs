@@ -53,6 +53,7 @@ pub async fn create(
 pub async fn start(
     State(d): State<Shared>,
     Path(id): Path<String>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<hijack::PeerSocket>,
     mut req: Request,
 ) -> ApiResult<Response> {
     let upgrade = hijack::take_upgrade(&mut req);
@@ -130,8 +131,15 @@ pub async fn start(
     match upgrade {
         Some(on_upgrade) => {
             tokio::spawn(async move {
-                hijack::bridge(on_upgrade, stream, stdin).await;
-                finish.await;
+                hijack::bridge(
+                    on_upgrade,
+                    peer,
+                    stream,
+                    stdin,
+                    hijack::OnClientEof::HalfClose,
+                    finish,
+                )
+                .await;
             });
             Ok(hijack::switching(tty))
         }

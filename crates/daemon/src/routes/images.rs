@@ -385,6 +385,29 @@ pub async fn load(State(d): State<Shared>, req: Request) -> ApiResult<Response> 
     Ok(json_stream_response(Body::from_stream(s)))
 }
 
+/// The `repo` and `tag` query parameters as one reference; `repo` may carry the tag itself
+/// (`docker import f.tar name:1` sends `repo=name:1`).
+fn reference_of(pairs: &[(String, String)]) -> ApiResult<Option<String>> {
+    let repo = first(pairs, "repo").unwrap_or_default();
+    if repo.is_empty() {
+        return Ok(None);
+    }
+    let tag = first(pairs, "tag").filter(|t| !t.is_empty());
+    let full = match tag {
+        Some(t) => format!("{repo}:{t}"),
+        None => {
+            let parsed = berth_image::Reference::parse(&repo)?;
+            if parsed.tag.is_some() || parsed.digest.is_some() {
+                repo
+            } else {
+                format!("{repo}:latest")
+            }
+        }
+    };
+    berth_image::Reference::parse(&full)?;
+    Ok(Some(full))
+}
+
 /// `POST /images/create`: `fromSrc` imports a rootfs tar; `fromImage` pulls (registry issue).
 pub async fn create(State(d): State<Shared>, req: Request) -> ApiResult<Response> {
     let pairs = query_pairs(req.uri().query());
@@ -394,14 +417,7 @@ pub async fn create(State(d): State<Shared>, req: Request) -> ApiResult<Response
                 "importing from a URL is not supported; use fromSrc=-",
             ));
         }
-        let repo = first(&pairs, "repo").unwrap_or_default();
-        let tag = first(&pairs, "tag")
-            .filter(|t| !t.is_empty())
-            .unwrap_or_else(|| "latest".into());
-        let reference = (!repo.is_empty()).then(|| format!("{repo}:{tag}"));
-        if let Some(r) = &reference {
-            berth_image::Reference::parse(r)?;
-        }
+        let reference = reference_of(&pairs)?;
         let mut cfg = Map::new();
         crate::changes::apply(&mut cfg, &all(&pairs, "changes")).map_err(ApiError::bad_request)?;
         let run_config = serde_json::from_value(Value::Object(cfg))
@@ -491,14 +507,7 @@ pub async fn commit(State(d): State<Shared>, req: Request) -> ApiResult<Response
     crate::changes::apply(&mut cfg, &all(&pairs, "changes")).map_err(ApiError::bad_request)?;
     let run_config = serde_json::from_value(Value::Object(cfg))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let repo = first(&pairs, "repo").unwrap_or_default();
-    let tag = first(&pairs, "tag")
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| "latest".into());
-    let reference = (!repo.is_empty()).then(|| format!("{repo}:{tag}"));
-    if let Some(r) = &reference {
-        berth_image::Reference::parse(r)?;
-    }
+    let reference = reference_of(&pairs)?;
     let author = first(&pairs, "author").filter(|a| !a.is_empty());
     let comment = first(&pairs, "comment").filter(|a| !a.is_empty());
     let mut created_by = vec![rec.path.clone()];

@@ -102,7 +102,8 @@ impl ImageStore {
             config.created = Some(created.clone());
             config.author = author.clone();
             config.config = run_config;
-            config.comment = None;
+            // `docker commit -m` shows as the image's Comment.
+            config.comment = comment.clone();
             config.history.push(HistoryEntry {
                 created: Some(created),
                 created_by: Some(created_by),

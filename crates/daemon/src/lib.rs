@@ -16,6 +16,7 @@ mod lifecycle;
 mod logs;
 mod paths;
 mod query;
+mod restart;
 mod routes;
 mod shim;
 mod signal;

@@ -397,10 +397,13 @@ fn spec_options(d: &Daemon, rec: &ContainerRecord, rootfs: PathBuf) -> SpecOptio
 /// `POST /containers/{id}/start`. `Ok(false)` means it was already running (304).
 pub async fn start(d: &Shared, c: &Arc<Container>) -> ApiResult<bool> {
     let _op = c.op_lock.lock().await;
+    if !c.status().is_running() {
+        crate::restart::manual_start(c);
+    }
     start_locked(d, c).await
 }
 
-async fn start_locked(d: &Shared, c: &Arc<Container>) -> ApiResult<bool> {
+pub(crate) async fn start_locked(d: &Shared, c: &Arc<Container>) -> ApiResult<bool> {
     let rec = c.get();
     if rec.state.status.is_running() {
         return Ok(false);
@@ -547,6 +550,8 @@ async fn on_exit(d: &Shared, c: &Arc<Container>, code: i64, finished: Option<Str
     });
     if auto_remove {
         let _ = remove(d, c, true, true).await;
+    } else {
+        crate::restart::on_exit(d, c);
     }
 }
 
@@ -611,6 +616,11 @@ async fn stop_locked(
         return Ok(false);
     }
     c.lock().manually_stopped = true;
+    if rec.state.status == Status::Restarting {
+        // Waiting to be restarted: no process to signal; it just stays exited.
+        crate::restart::cancel(d, c);
+        return Ok(true);
+    }
     let sig_name = sig
         .filter(|s| !s.is_empty())
         .map(String::from)
@@ -656,6 +666,7 @@ pub async fn restart(
     // The monitor records the exit asynchronously; wait for it before starting again.
     let mut rx = c.lifecycle.subscribe();
     let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|l| !l.running)).await;
+    crate::restart::manual_start(c);
     start_locked(d, c).await?;
     Ok(())
 }
@@ -690,6 +701,7 @@ pub async fn remove(d: &Shared, c: &Arc<Container>, force: bool, _volumes: bool)
     c.lock().state.status = Status::Removing;
     // Two-phase: out of the index first, then from disk.
     d.remove_from_index(&rec.id);
+    crate::restart::reset(&rec.id);
     let _ = d.execs.remove_for_container(&rec.id);
     let images = d.images.clone();
     let id = rec.id.clone();
@@ -715,7 +727,22 @@ pub async fn restore(d: &Shared) {
             let _ = remove(d, &c, true, false).await;
             continue;
         }
+        if rec.state.status == Status::Restarting {
+            // The daemon stopped during the back-off: start it now.
+            c.lock().state.status = Status::Exited;
+            let (d2, c2) = (d.clone(), c.clone());
+            tokio::spawn(async move { start(&d2, &c2).await });
+            continue;
+        }
         if !rec.state.status.is_running() {
+            if rec.state.status == Status::Exited && crate::restart::wants_start_at_boot(&rec) {
+                let (d2, c2) = (d.clone(), c.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = start(&d2, &c2).await {
+                        tracing::warn!("starting {} at boot: {}", &c2.id[..12], e.message);
+                    }
+                });
+            }
             continue;
         }
         let socket = d.paths.shim_socket(&rec.id);

@@ -1,0 +1,546 @@
+//! The HTTP side of a registry: one endpoint (scheme + host), its credentials, and the
+//! auth handshake (anonymous, HTTP basic, bearer tokens cached per scope until expiry).
+//!
+//! Transport is hyper's HTTP/1 client over a fresh TCP connection per request; plain HTTP
+//! only (loopback and `--insecure-registry` hosts). HTTPS endpoints answer with a clear error.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+
+use crate::error::{RegistryError, Result};
+
+/// Registry credentials as the `X-Registry-Auth` header carries them.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Credentials {
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+    /// A refresh token (`identitytoken`) used against the token server.
+    #[serde(default, rename = "identitytoken")]
+    pub identity_token: String,
+    /// A bearer token to send as is.
+    #[serde(default, rename = "registrytoken")]
+    pub registry_token: String,
+}
+
+impl Credentials {
+    /// Decodes an `X-Registry-Auth` header (base64url JSON; "e30=" or empty = anonymous).
+    pub fn from_header(h: &str) -> Option<Credentials> {
+        let h = h.trim();
+        if h.is_empty() {
+            return None;
+        }
+        let raw = base64::engine::general_purpose::URL_SAFE
+            .decode(h)
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h))
+            .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h))
+            .ok()?;
+        let c: Credentials = serde_json::from_slice(&raw).ok()?;
+        c.is_set().then_some(c)
+    }
+
+    fn is_set(&self) -> bool {
+        !self.username.is_empty()
+            || !self.password.is_empty()
+            || !self.identity_token.is_empty()
+            || !self.registry_token.is_empty()
+    }
+
+    fn basic(&self) -> String {
+        let pair = format!("{}:{}", self.username, self.password);
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    }
+}
+
+/// A request body that can be sent again (auth retries, redirects).
+#[derive(Clone, Debug)]
+pub enum ReqBody {
+    Empty,
+    Bytes(Bytes),
+    /// A file streamed from disk (blob uploads).
+    File(PathBuf, u64),
+}
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+impl ReqBody {
+    async fn into_body(self) -> Result<(Body, Option<u64>)> {
+        Ok(match self {
+            ReqBody::Empty => (Empty::<Bytes>::new().map_err(|e| match e {}).boxed(), None),
+            ReqBody::Bytes(b) => {
+                let n = b.len() as u64;
+                (Full::new(b).map_err(|e| match e {}).boxed(), Some(n))
+            }
+            ReqBody::File(p, n) => {
+                let f = tokio::fs::File::open(&p).await?;
+                let s =
+                    tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024).map_ok(Frame::data);
+                (BodyExt::boxed(StreamBody::new(s)), Some(n))
+            }
+        })
+    }
+}
+
+/// One registry endpoint and the state of its auth handshake.
+pub struct Endpoint {
+    /// "localhost:5000", "docker.io".
+    pub domain: String,
+    /// "http://localhost:5000".
+    pub base: String,
+    creds: Option<Credentials>,
+    /// Bearer tokens by scope, with their expiry.
+    tokens: Mutex<HashMap<String, (String, Instant)>>,
+    /// The registry asked for HTTP basic auth.
+    basic: Mutex<bool>,
+}
+
+#[derive(Debug)]
+struct Challenge {
+    scheme: String,
+    params: HashMap<String, String>,
+}
+
+/// Parses `Bearer realm="…",service="…",scope="…"` (and `Basic realm="…"`).
+fn parse_challenge(h: &str) -> Option<Challenge> {
+    let h = h.trim();
+    let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
+    let mut params = HashMap::new();
+    let mut s = rest.trim();
+    while !s.is_empty() {
+        let Some((k, v)) = s.split_once('=') else {
+            break;
+        };
+        let k = k.trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let v = v.trim_start();
+        let (val, tail) = if let Some(v) = v.strip_prefix('"') {
+            match v.find('"') {
+                Some(i) => (&v[..i], &v[i + 1..]),
+                None => (v, ""),
+            }
+        } else {
+            match v.find(',') {
+                Some(i) => (&v[..i], &v[i..]),
+                None => (v, ""),
+            }
+        };
+        params.insert(k, val.to_string());
+        s = tail.trim_start().trim_start_matches(',').trim_start();
+    }
+    Some(Challenge {
+        scheme: scheme.to_ascii_lowercase(),
+        params,
+    })
+}
+
+/// The distribution error body (`{"errors":[{"code":"MANIFEST_UNKNOWN","message":"…"}]}`)
+/// as Docker prints it: "manifest unknown: manifest unknown".
+pub fn distribution_error(status: StatusCode, body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct E {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    #[derive(Deserialize)]
+    struct Es {
+        #[serde(default)]
+        errors: Vec<E>,
+    }
+    if let Ok(es) = serde_json::from_slice::<Es>(body) {
+        if !es.errors.is_empty() {
+            return es
+                .errors
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{}: {}",
+                        e.code.to_ascii_lowercase().replace('_', " "),
+                        e.message
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+        }
+    }
+    let text = String::from_utf8_lossy(body).trim().to_string();
+    if text.is_empty() || text.len() > 200 {
+        format!(
+            "unexpected status from registry: {}",
+            status.canonical_reason().unwrap_or(status.as_str())
+        )
+    } else {
+        text
+    }
+}
+
+impl Endpoint {
+    pub fn new(domain: &str, base: &str, creds: Option<Credentials>) -> Endpoint {
+        Endpoint {
+            domain: domain.to_string(),
+            base: base.trim_end_matches('/').to_string(),
+            creds,
+            tokens: Mutex::new(HashMap::new()),
+            basic: Mutex::new(false),
+        }
+    }
+
+    /// A copy sharing the credentials and a snapshot of the tokens (for spawned tasks).
+    pub fn clone_for_tasks(&self) -> Endpoint {
+        Endpoint {
+            domain: self.domain.clone(),
+            base: self.base.clone(),
+            creds: self.creds.clone(),
+            tokens: Mutex::new(
+                self.tokens
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone(),
+            ),
+            basic: Mutex::new(*self.basic.lock().unwrap_or_else(|p| p.into_inner())),
+        }
+    }
+
+    fn cached_token(&self, scope: &str) -> Option<String> {
+        let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        tokens
+            .get(scope)
+            .filter(|(_, exp)| *exp > Instant::now())
+            .map(|(t, _)| t.clone())
+    }
+
+    fn auth_header(&self, scope: &str) -> Option<String> {
+        if let Some(c) = &self.creds {
+            if !c.registry_token.is_empty() {
+                return Some(format!("Bearer {}", c.registry_token));
+            }
+        }
+        if let Some(t) = self.cached_token(scope) {
+            return Some(format!("Bearer {t}"));
+        }
+        let basic = *self.basic.lock().unwrap_or_else(|p| p.into_inner());
+        match (&self.creds, basic) {
+            (Some(c), true) => Some(c.basic()),
+            _ => None,
+        }
+    }
+
+    /// Sends a request to `path` (relative to the endpoint, or an absolute URL), handling
+    /// the auth challenge once and following redirects.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, String)],
+        body: ReqBody,
+        scope: &str,
+    ) -> Result<Response<Incoming>> {
+        let url = if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}{}", self.base, path)
+        };
+        let mut tried_auth = false;
+        loop {
+            let auth = self.auth_header(scope);
+            let resp = self
+                .send_following(method.clone(), &url, headers, body.clone(), auth)
+                .await?;
+            if resp.status() != StatusCode::UNAUTHORIZED || tried_auth {
+                return Ok(resp);
+            }
+            tried_auth = true;
+            let challenge = resp
+                .headers()
+                .get(hyper::header::WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_challenge);
+            match challenge {
+                Some(c) if c.scheme == "bearer" => {
+                    self.fetch_token(&c, scope).await?;
+                }
+                Some(c) if c.scheme == "basic" && self.creds.is_some() => {
+                    *self.basic.lock().unwrap_or_else(|p| p.into_inner()) = true;
+                }
+                _ => return Ok(resp),
+            }
+        }
+    }
+
+    /// Follows up to 5 redirects; the auth header only goes to the registry's own host.
+    async fn send_following(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, String)],
+        body: ReqBody,
+        auth: Option<String>,
+    ) -> Result<Response<Incoming>> {
+        let mut url = url.to_string();
+        for _ in 0..6 {
+            let same_host = url.starts_with(&self.base);
+            let a = if same_host { auth.clone() } else { None };
+            let resp = raw_request(method.clone(), &url, headers, body.clone(), a).await?;
+            let redirect = matches!(
+                resp.status(),
+                StatusCode::TEMPORARY_REDIRECT
+                    | StatusCode::PERMANENT_REDIRECT
+                    | StatusCode::FOUND
+                    | StatusCode::MOVED_PERMANENTLY
+                    | StatusCode::SEE_OTHER
+            );
+            if !redirect || !(method == Method::GET || method == Method::HEAD) {
+                return Ok(resp);
+            }
+            let Some(loc) = resp
+                .headers()
+                .get(hyper::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+            else {
+                return Ok(resp);
+            };
+            url = self.absolute(loc, &url);
+        }
+        Err(RegistryError::Registry(format!(
+            "too many redirects fetching {url}"
+        )))
+    }
+
+    /// Resolves a `Location` header against the URL it came from.
+    pub fn absolute(&self, loc: &str, from: &str) -> String {
+        if loc.starts_with("http://") || loc.starts_with("https://") {
+            return loc.to_string();
+        }
+        let origin = match from.find("://").map(|i| i + 3) {
+            Some(i) => match from[i..].find('/') {
+                Some(j) => &from[..i + j],
+                None => from,
+            },
+            None => self.base.as_str(),
+        };
+        format!("{origin}{loc}")
+    }
+
+    /// The bearer-token flow: GET realm?service=…&scope=… (with basic credentials if any).
+    async fn fetch_token(&self, c: &Challenge, scope: &str) -> Result<()> {
+        let realm = c
+            .params
+            .get("realm")
+            .ok_or_else(|| RegistryError::Registry("bearer challenge without realm".into()))?;
+        let mut q = Vec::new();
+        if let Some(s) = c.params.get("service") {
+            q.push(format!("service={}", urlencoding::encode(s)));
+        }
+        let wanted = if scope.is_empty() {
+            c.params.get("scope").cloned().unwrap_or_default()
+        } else {
+            scope.to_string()
+        };
+        if !wanted.is_empty() {
+            q.push(format!("scope={}", urlencoding::encode(&wanted)));
+        }
+        if let Some(cr) = &self.creds {
+            if !cr.username.is_empty() {
+                q.push(format!("account={}", urlencoding::encode(&cr.username)));
+            }
+        }
+        let url = if q.is_empty() {
+            realm.clone()
+        } else {
+            format!(
+                "{realm}{}{}",
+                if realm.contains('?') { '&' } else { '?' },
+                q.join("&")
+            )
+        };
+        let auth = self
+            .creds
+            .as_ref()
+            .filter(|c| !c.username.is_empty())
+            .map(Credentials::basic);
+        let resp = raw_request(Method::GET, &url, &[], ReqBody::Empty, auth).await?;
+        let status = resp.status();
+        let body = read_body(resp).await?;
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(RegistryError::Unauthorized(format!(
+                "unauthorized: {}",
+                distribution_error(status, &body).trim_start_matches("unauthorized: ")
+            )));
+        }
+        if !status.is_success() {
+            return Err(RegistryError::Registry(format!(
+                "getting a token from {realm}: {}",
+                distribution_error(status, &body)
+            )));
+        }
+        #[derive(Deserialize)]
+        struct Tok {
+            #[serde(default)]
+            token: String,
+            #[serde(default)]
+            access_token: String,
+            #[serde(default)]
+            expires_in: Option<u64>,
+        }
+        let t: Tok = serde_json::from_slice(&body)
+            .map_err(|e| RegistryError::Registry(format!("bad token response: {e}")))?;
+        let token = if t.token.is_empty() {
+            t.access_token
+        } else {
+            t.token
+        };
+        if token.is_empty() {
+            return Err(RegistryError::Registry(
+                "empty token from token server".into(),
+            ));
+        }
+        // Docker treats a missing expiry as 60 s; renew a little early.
+        let ttl = t.expires_in.unwrap_or(60).max(10) - 5;
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                scope.to_string(),
+                (token, Instant::now() + Duration::from_secs(ttl)),
+            );
+        Ok(())
+    }
+}
+
+/// Reads a whole (small) response body.
+pub async fn read_body(resp: Response<Incoming>) -> Result<Bytes> {
+    Ok(resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| RegistryError::Transport(format!("reading the registry's answer: {e}")))?
+        .to_bytes())
+}
+
+/// One request on a fresh connection.
+async fn raw_request(
+    method: Method,
+    url: &str,
+    headers: &[(&str, String)],
+    body: ReqBody,
+    auth: Option<String>,
+) -> Result<Response<Incoming>> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| RegistryError::Invalid(format!("invalid registry URL {url}: {e}")))?;
+    let scheme = uri.scheme_str().unwrap_or("http");
+    if scheme != "http" {
+        return Err(RegistryError::Transport(format!(
+            "{method} {url}: https registries are not supported by this berth build yet (use a plain-HTTP registry: loopback or --insecure-registry)"
+        )));
+    }
+    let host = uri
+        .host()
+        .ok_or_else(|| RegistryError::Invalid(format!("no host in {url}")))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = uri.port_u16().unwrap_or(80);
+    let authority = uri
+        .authority()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| host.clone());
+    let pq = uri
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| "/".into());
+    let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| {
+            RegistryError::Transport(format!("{method} \"{url}\": dial tcp {authority}: {e}"))
+        })?;
+    let _ = stream.set_nodelay(true);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| RegistryError::Transport(format!("{method} \"{url}\": {e}")))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let (body, len) = body.into_body().await?;
+    let mut b = Request::builder()
+        .method(method.clone())
+        .uri(pq)
+        .header(hyper::header::HOST, authority)
+        .header(
+            hyper::header::USER_AGENT,
+            concat!("berth/", env!("CARGO_PKG_VERSION")),
+        );
+    if let Some(n) = len {
+        if method != Method::GET && method != Method::HEAD {
+            b = b.header(hyper::header::CONTENT_LENGTH, n);
+        }
+    }
+    if let Some(a) = auth {
+        b = b.header(hyper::header::AUTHORIZATION, a);
+    }
+    for (k, v) in headers {
+        b = b.header(*k, v.as_str());
+    }
+    let req = b
+        .body(body)
+        .map_err(|e| RegistryError::Invalid(format!("building a request: {e}")))?;
+    sender
+        .send_request(req)
+        .await
+        .map_err(|e| RegistryError::Transport(format!("{method} \"{url}\": {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bearer_challenge() {
+        let c = parse_challenge(
+            r#"Bearer realm="http://127.0.0.1:1/token",service="reg",scope="repository:a/b:pull,push""#,
+        )
+        .unwrap();
+        assert_eq!(c.scheme, "bearer");
+        assert_eq!(c.params["realm"], "http://127.0.0.1:1/token");
+        assert_eq!(c.params["service"], "reg");
+        assert_eq!(c.params["scope"], "repository:a/b:pull,push");
+        let c = parse_challenge(r#"Basic realm="Registry Realm""#).unwrap();
+        assert_eq!(c.scheme, "basic");
+        assert_eq!(c.params["realm"], "Registry Realm");
+    }
+
+    #[test]
+    fn formats_distribution_errors() {
+        let b =
+            br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{}}]}"#;
+        assert_eq!(
+            distribution_error(StatusCode::NOT_FOUND, b),
+            "manifest unknown: manifest unknown"
+        );
+    }
+
+    #[test]
+    fn decodes_registry_auth_header() {
+        assert!(Credentials::from_header("e30=").is_none());
+        let h = base64::engine::general_purpose::URL_SAFE
+            .encode(r#"{"username":"me","password":"pw","serveraddress":"x"}"#);
+        let c = Credentials::from_header(&h).unwrap();
+        assert_eq!((c.username.as_str(), c.password.as_str()), ("me", "pw"));
+    }
+}

@@ -1,0 +1,279 @@
+//! berth-registry: the OCI distribution client. Pulls images into berth's image store
+//! (manifest lists resolved for a platform, layers fetched in parallel and verified against
+//! their digests while they stream, blobs already present skipped), pushes them back (HEAD
+//! to skip, cross-repository mount, streamed uploads, manifest last), and does the auth
+//! handshake (anonymous, basic, bearer tokens cached per scope).
+//!
+//! It is not: an HTTP server, nor a place for image-store logic (that is `berth-image`).
+//!
+//! Why hyper and not `oci-client`: the workspace already builds hyper's HTTP/1 client; the
+//! pull writes straight into berth's content store (which verifies digests as it writes)
+//! from a streaming body, and reports Docker's per-layer progress, which needs the byte
+//! stream in our hands; and oci-client would add reqwest plus a TLS stack to a 2-core build.
+
+pub mod error;
+pub mod http;
+mod manifest;
+mod pull;
+mod push;
+
+pub use error::{RegistryError, Result};
+pub use http::Credentials;
+pub use manifest::Platform;
+pub use pull::{pull, PullOutcome};
+pub use push::{push, PushOutcome};
+
+use std::net::IpAddr;
+
+use berth_image::Reference;
+use hyper::{Method, StatusCode};
+
+use crate::http::{distribution_error, read_body, Endpoint, ReqBody};
+
+/// Daemon-wide registry settings (`--registry-mirror`, `--insecure-registry`).
+#[derive(Clone, Debug, Default)]
+pub struct RegistryConfig {
+    pub mirrors: Vec<String>,
+    pub insecure: Vec<String>,
+}
+
+/// One progress line, as Docker's JSON message stream carries it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Short layer id ("a1b2c3d4e5f6"), a tag, or empty.
+    pub id: String,
+    pub status: String,
+    /// (current, total) bytes.
+    pub bytes: Option<(u64, u64)>,
+}
+
+/// Receives progress lines; called from async tasks and blocking threads alike.
+pub type ProgressFn = std::sync::Arc<dyn Fn(Progress) + Send + Sync>;
+
+pub(crate) fn emit(p: &ProgressFn, id: &str, status: &str, bytes: Option<(u64, u64)>) {
+    p(Progress {
+        id: id.to_string(),
+        status: status.to_string(),
+        bytes,
+    })
+}
+
+fn is_loopback_host(domain: &str) -> bool {
+    let host = match domain.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => domain,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+impl RegistryConfig {
+    /// Plain HTTP for loopback registries (as Docker) and those named insecure.
+    pub fn is_insecure(&self, domain: &str) -> bool {
+        is_loopback_host(domain)
+            || self.insecure.iter().any(|i| {
+                let i = i
+                    .trim_start_matches("http://")
+                    .trim_start_matches("https://");
+                i.trim_end_matches('/') == domain
+            })
+    }
+
+    /// The endpoints to try for a registry domain, mirrors first (docker.io only).
+    pub fn endpoints(&self, domain: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        if domain == berth_image::reference::DEFAULT_DOMAIN {
+            out.extend(
+                self.mirrors
+                    .iter()
+                    .map(|m| m.trim_end_matches('/').to_string()),
+            );
+            out.push("https://registry-1.docker.io".to_string());
+        } else if self.is_insecure(domain) {
+            out.push(format!("http://{domain}"));
+        } else {
+            out.push(format!("https://{domain}"));
+        }
+        out
+    }
+
+    pub(crate) fn endpoint(&self, domain: &str, creds: Option<Credentials>) -> Endpoint {
+        let base = self
+            .endpoints(domain)
+            .pop()
+            .unwrap_or_else(|| format!("https://{domain}"));
+        Endpoint::new(domain, &base, creds)
+    }
+}
+
+/// The registry host of a `serveraddress` ("localhost:5000", "https://index.docker.io/v1/").
+pub fn server_domain(server: &str) -> String {
+    let s = server
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let s = s.split('/').next().unwrap_or(s);
+    match s {
+        "" | "index.docker.io" | "registry-1.docker.io" | "docker.io" => {
+            berth_image::reference::DEFAULT_DOMAIN.to_string()
+        }
+        _ => s.to_string(),
+    }
+}
+
+/// Checks credentials against a registry (`POST /auth`): `GET /v2/` with them.
+pub async fn login(cfg: &RegistryConfig, server: &str, creds: Credentials) -> Result<()> {
+    let domain = server_domain(server);
+    let ep = cfg.endpoint(&domain, Some(creds));
+    let resp = ep
+        .send(Method::GET, "/v2/", &[], ReqBody::Empty, "")
+        .await
+        .map_err(|e| match e {
+            RegistryError::Unauthorized(m) => RegistryError::Unauthorized(format!(
+                "login attempt to {}/v2/ failed with status: 401 Unauthorized ({m})",
+                ep.base
+            )),
+            other => other,
+        })?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body = read_body(resp).await?;
+    if status == StatusCode::UNAUTHORIZED {
+        return Err(RegistryError::Unauthorized(format!(
+            "login attempt to {}/v2/ failed with status: 401 Unauthorized",
+            ep.base
+        )));
+    }
+    Err(RegistryError::Registry(format!(
+        "login attempt to {}/v2/ failed with status: {} ({})",
+        ep.base,
+        status,
+        distribution_error(status, &body)
+    )))
+}
+
+/// One search result (`GET /images/search`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SearchResult {
+    pub name: String,
+    pub description: String,
+    pub star_count: u64,
+    pub is_official: bool,
+}
+
+/// Searches a private registry's catalog (`/v2/_catalog`) when `term` names a registry
+/// (`localhost:5000/busy`); Docker Hub's search API otherwise.
+pub async fn search(
+    cfg: &RegistryConfig,
+    term: &str,
+    limit: usize,
+    creds: Option<Credentials>,
+) -> Result<Vec<SearchResult>> {
+    let (domain, needle) = match term.split_once('/') {
+        Some((first, rest))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            (first.to_string(), rest.to_string())
+        }
+        _ => (
+            berth_image::reference::DEFAULT_DOMAIN.to_string(),
+            term.to_string(),
+        ),
+    };
+    if domain == berth_image::reference::DEFAULT_DOMAIN {
+        let url = format!(
+            "https://index.docker.io/v1/search?q={}&n={limit}",
+            urlencoding::encode(&needle)
+        );
+        let ep = Endpoint::new(&domain, "https://index.docker.io", creds);
+        ep.send(Method::GET, &url, &[], ReqBody::Empty, "").await?;
+        return Ok(Vec::new());
+    }
+    let ep = cfg.endpoint(&domain, creds);
+    let resp = ep
+        .send(
+            Method::GET,
+            "/v2/_catalog?n=1000",
+            &[],
+            ReqBody::Empty,
+            "registry:catalog:*",
+        )
+        .await?;
+    let status = resp.status();
+    let body = read_body(resp).await?;
+    if status == StatusCode::UNAUTHORIZED {
+        return Err(RegistryError::Unauthorized(format!(
+            "unauthorized: {}",
+            distribution_error(status, &body).trim_start_matches("unauthorized: ")
+        )));
+    }
+    if !status.is_success() {
+        return Err(RegistryError::Registry(distribution_error(status, &body)));
+    }
+    #[derive(serde::Deserialize)]
+    struct Catalog {
+        #[serde(default)]
+        repositories: Vec<String>,
+    }
+    let cat: Catalog = serde_json::from_slice(&body)
+        .map_err(|e| RegistryError::Registry(format!("bad catalog answer: {e}")))?;
+    Ok(cat
+        .repositories
+        .into_iter()
+        .filter(|r| r.contains(needle.as_str()))
+        .take(limit.max(1))
+        .map(|r| SearchResult {
+            name: format!("{domain}/{r}"),
+            description: String::new(),
+            star_count: 0,
+            is_official: false,
+        })
+        .collect())
+}
+
+/// `repository:<path>:<actions>`.
+pub(crate) fn scope(r: &Reference, actions: &str) -> String {
+    format!("repository:{}:{actions}", r.path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_is_insecure() {
+        let c = RegistryConfig::default();
+        assert!(c.is_insecure("localhost:5000"));
+        assert!(c.is_insecure("127.0.0.1:5000"));
+        assert!(c.is_insecure("[::1]:5000"));
+        assert!(!c.is_insecure("example.com:5000"));
+        let c = RegistryConfig {
+            insecure: vec!["example.com:5000".into()],
+            ..Default::default()
+        };
+        assert!(c.is_insecure("example.com:5000"));
+        assert_eq!(
+            c.endpoints("example.com:5000"),
+            vec!["http://example.com:5000"]
+        );
+    }
+
+    #[test]
+    fn mirrors_first_for_docker_io() {
+        let c = RegistryConfig {
+            mirrors: vec!["http://127.0.0.1:9/".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            c.endpoints("docker.io"),
+            vec!["http://127.0.0.1:9", "https://registry-1.docker.io"]
+        );
+        assert_eq!(server_domain("https://index.docker.io/v1/"), "docker.io");
+        assert_eq!(server_domain("localhost:5000"), "localhost:5000");
+    }
+}

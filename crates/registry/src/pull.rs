@@ -1,0 +1,416 @@
+//! Pull: manifest (index resolved for a platform) → config and layers into the content
+//! store, in parallel and verified while streaming → register and tag.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_image::store::LayerBlob;
+use berth_image::{Digest, ImageError, ImageStore, Reference};
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http_body_util::BodyDataStream;
+use hyper::{Method, StatusCode};
+
+use crate::error::{RegistryError, Result};
+use crate::http::{distribution_error, read_body, Credentials, Endpoint, ReqBody};
+use crate::manifest::{AnyManifest, Descriptor, Platform, ACCEPT};
+use crate::{emit, scope, ProgressFn, RegistryConfig};
+
+/// Layers downloaded at once (Docker's default `max-concurrent-downloads` is 3).
+const PARALLEL: usize = 3;
+/// Attempts per blob when the connection breaks.
+const ATTEMPTS: u32 = 4;
+
+#[derive(Clone, Debug)]
+pub struct PullOutcome {
+    pub id: Digest,
+    /// The digest of what the reference named (the index for a multi-platform image).
+    pub digest: Digest,
+    pub up_to_date: bool,
+}
+
+fn short(d: &str) -> String {
+    let hex = d.split_once(':').map(|(_, h)| h).unwrap_or(d);
+    hex.chars().take(12).collect()
+}
+
+/// Pulls `r` (a tag, `latest` when none, or a digest) into `store`.
+pub async fn pull(
+    cfg: &RegistryConfig,
+    store: Arc<ImageStore>,
+    r: &Reference,
+    platform: &Platform,
+    creds: Option<Credentials>,
+    progress: ProgressFn,
+) -> Result<PullOutcome> {
+    let mut r = r.clone();
+    if r.tag.is_none() && r.digest.is_none() {
+        r.tag = Some(berth_image::reference::DEFAULT_TAG.to_string());
+    }
+    let want = match (&r.digest, &r.tag) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(t)) => t.clone(),
+        (None, None) => berth_image::reference::DEFAULT_TAG.to_string(),
+    };
+    let path = r.path.trim_start_matches("library/").to_string();
+    let shown = if r.domain == berth_image::reference::DEFAULT_DOMAIN {
+        r.path.clone()
+    } else {
+        path.clone()
+    };
+    emit(&progress, &want, &format!("Pulling from {shown}"), None);
+    let endpoints = cfg.endpoints(&r.domain);
+    let mut last_err = None;
+    for (i, base) in endpoints.iter().enumerate() {
+        let ep = Endpoint::new(&r.domain, base, creds.clone());
+        let is_last = i + 1 == endpoints.len();
+        match pull_from(&ep, &store, &r, &want, platform, &progress).await {
+            Ok(o) => return Ok(o),
+            // A mirror that fails or lacks the image: fall back to the origin.
+            Err(e) if !is_last && (e.is_transient() || e.is_not_found()) => {
+                tracing::warn!("mirror {base} failed for {}: {e}", r.familiar());
+                last_err = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| RegistryError::Registry("no registry endpoint".into())))
+}
+
+/// Fetches a manifest by tag or digest; returns its bytes, content type and digest.
+async fn fetch_manifest(
+    ep: &Endpoint,
+    r: &Reference,
+    reference: &str,
+) -> Result<(Bytes, String, Digest)> {
+    let resp = ep
+        .send(
+            Method::GET,
+            &format!("/v2/{}/manifests/{reference}", r.path),
+            &[("Accept", ACCEPT.to_string())],
+            ReqBody::Empty,
+            &scope(r, "pull"),
+        )
+        .await?;
+    let status = resp.status();
+    let ctype = resp
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = read_body(resp).await?;
+    if status == StatusCode::NOT_FOUND {
+        let named = if reference.starts_with("sha256:") {
+            format!("{}@{reference}", r.repository())
+        } else {
+            format!("{}:{reference}", r.repository())
+        };
+        return Err(RegistryError::NotFound(format!(
+            "manifest for {named} not found: {}",
+            distribution_error(status, &body)
+        )));
+    }
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        return Err(RegistryError::Unauthorized(format!(
+            "pull access denied for {}, repository does not exist or may require 'docker login': {}",
+            r.repository(),
+            distribution_error(status, &body)
+        )));
+    }
+    if status.is_server_error() {
+        return Err(RegistryError::Transport(format!(
+            "{} answered {status}: {}",
+            ep.base,
+            distribution_error(status, &body)
+        )));
+    }
+    if !status.is_success() {
+        return Err(RegistryError::Registry(distribution_error(status, &body)));
+    }
+    let digest = Digest::from_bytes(&body);
+    if reference.starts_with("sha256:") && digest.as_str() != reference {
+        return Err(RegistryError::Invalid(format!(
+            "manifest verification failed for digest {reference}"
+        )));
+    }
+    Ok((body, ctype, digest))
+}
+
+async fn pull_from(
+    ep: &Endpoint,
+    store: &Arc<ImageStore>,
+    r: &Reference,
+    want: &str,
+    platform: &Platform,
+    progress: &ProgressFn,
+) -> Result<PullOutcome> {
+    let (bytes, ctype, top_digest) = fetch_manifest(ep, r, want).await?;
+    let mut manifest = AnyManifest::parse(&bytes, &ctype)?;
+    let mut manifest_bytes = bytes;
+    let mut manifest_digest = top_digest.clone();
+    if manifest.is_index() {
+        let entry = platform
+            .select(&manifest.manifests)
+            .ok_or_else(|| RegistryError::NoMatchingPlatform(platform.short()))?;
+        let (b, ct, d) = fetch_manifest(ep, r, &entry.digest).await?;
+        manifest = AnyManifest::parse(&b, &ct)?;
+        if manifest.is_index() {
+            return Err(RegistryError::Invalid("nested image index".into()));
+        }
+        manifest_bytes = b;
+        manifest_digest = d;
+    }
+    let config = manifest
+        .config
+        .clone()
+        .ok_or_else(|| RegistryError::Invalid("manifest has no config".into()))?;
+    let config_digest = Digest::parse(&config.digest)?;
+    let repo_digest = format!("{}@{}", r.repository(), top_digest);
+    let tag = r.digest.is_none().then(|| r.familiar());
+
+    // Already here under this name? Docker says "Image is up to date".
+    let existing = store.resolve(&r.familiar()).ok();
+    if existing.as_ref().is_some_and(|e| e.id == config_digest) {
+        let s = store.clone();
+        let rd = repo_digest.clone();
+        let id = config_digest.clone();
+        tokio::task::spawn_blocking(move || s.add_repo_digest(&id, &rd))
+            .await
+            .map_err(|e| RegistryError::Registry(e.to_string()))??;
+        emit(progress, "", &format!("Digest: {top_digest}"), None);
+        emit(
+            progress,
+            "",
+            &format!("Status: Image is up to date for {}", r.familiar()),
+            None,
+        );
+        return Ok(PullOutcome {
+            id: config_digest,
+            digest: top_digest,
+            up_to_date: true,
+        });
+    }
+
+    // Layers: announce, skip what the content store has, fetch the rest in parallel.
+    let sem = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
+    let mut tasks = Vec::new();
+    for l in &manifest.layers {
+        let id = short(&l.digest);
+        emit(progress, &id, "Pulling fs layer", None);
+    }
+    let ep = Arc::new(Endpoint::clone_for_tasks(ep));
+    for l in manifest.layers.clone() {
+        let id = short(&l.digest);
+        let d = Digest::parse(&l.digest)?;
+        if store.content().has(&d) {
+            emit(progress, &id, "Already exists", None);
+            continue;
+        }
+        emit(progress, &id, "Waiting", None);
+        let (ep, store, sem, progress, r) = (
+            ep.clone(),
+            store.clone(),
+            sem.clone(),
+            progress.clone(),
+            r.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem
+                .acquire()
+                .await
+                .map_err(|e| RegistryError::Registry(e.to_string()))?;
+            fetch_blob_retrying(&ep, &store, &r, &l, &id, Some(&progress)).await?;
+            emit(&progress, &id, "Download complete", None);
+            Ok::<_, RegistryError>(())
+        }));
+    }
+    if !store.content().has(&config_digest) {
+        fetch_blob_retrying(ep.as_ref(), store, r, &config, "", None).await?;
+    }
+    let mut first_err = None;
+    for t in tasks {
+        let res = t
+            .await
+            .map_err(|e| RegistryError::Registry(e.to_string()))
+            .and_then(|r| r);
+        if let Err(e) = res {
+            first_err.get_or_insert(e);
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+
+    // Keep the manifest (and index) bytes so push and save send the same digests.
+    let layers: Vec<LayerBlob> = manifest
+        .layers
+        .iter()
+        .map(|l| {
+            Ok(LayerBlob {
+                digest: Digest::parse(&l.digest)?,
+                media_type: l.media_type.clone(),
+            })
+        })
+        .collect::<Result<_>>()?;
+    for l in &manifest.layers {
+        emit(progress, &short(&l.digest), "Extracting", None);
+    }
+    let s = store.clone();
+    let mb = manifest_bytes.clone();
+    let md = manifest_digest.clone();
+    let cd = config_digest.clone();
+    let rd = repo_digest.clone();
+    let id = tokio::task::spawn_blocking(move || {
+        s.content().put_reader(&mb[..], Some(&md))?;
+        let id = s.register(&cd, &layers, Some(md), Some(rd.clone()), tag.as_deref())?;
+        s.add_repo_digest(&id, &rd)?;
+        Ok::<_, ImageError>(id)
+    })
+    .await
+    .map_err(|e| RegistryError::Registry(e.to_string()))??;
+    for l in &manifest.layers {
+        emit(progress, &short(&l.digest), "Pull complete", None);
+    }
+    emit(progress, "", &format!("Digest: {top_digest}"), None);
+    emit(
+        progress,
+        "",
+        &format!("Status: Downloaded newer image for {}", r.familiar()),
+        None,
+    );
+    Ok(PullOutcome {
+        id,
+        digest: top_digest,
+        up_to_date: false,
+    })
+}
+
+async fn fetch_blob_retrying(
+    ep: &Endpoint,
+    store: &Arc<ImageStore>,
+    r: &Reference,
+    desc: &Descriptor,
+    id: &str,
+    progress: Option<&ProgressFn>,
+) -> Result<()> {
+    let mut delay = Duration::from_millis(250);
+    let mut attempt = 1;
+    loop {
+        match fetch_blob(ep, store, r, desc, id, progress).await {
+            Err(e) if e.is_transient() && attempt < ATTEMPTS => {
+                if let Some(p) = progress {
+                    emit(
+                        p,
+                        id,
+                        &format!("Retrying in {} ms", delay.as_millis()),
+                        None,
+                    );
+                }
+                tracing::warn!("blob {} attempt {attempt}: {e}", desc.digest);
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Streams one blob into the content store, which verifies the digest as it writes and keeps
+/// nothing on a mismatch.
+async fn fetch_blob(
+    ep: &Endpoint,
+    store: &Arc<ImageStore>,
+    r: &Reference,
+    desc: &Descriptor,
+    id: &str,
+    progress: Option<&ProgressFn>,
+) -> Result<()> {
+    let digest = Digest::parse(&desc.digest)?;
+    let resp = ep
+        .send(
+            Method::GET,
+            &format!("/v2/{}/blobs/{digest}", r.path),
+            &[],
+            ReqBody::Empty,
+            &scope(r, "pull"),
+        )
+        .await?;
+    let status = resp.status();
+    if !status.is_success() {
+        let body = read_body(resp).await?;
+        let msg = distribution_error(status, &body);
+        return Err(match status {
+            StatusCode::NOT_FOUND => RegistryError::NotFound(msg),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => RegistryError::Unauthorized(msg),
+            s if s.is_server_error() => RegistryError::Transport(msg),
+            _ => RegistryError::Registry(msg),
+        });
+    }
+    let stream = BodyDataStream::new(resp.into_body()).map_err(std::io::Error::other);
+    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    let store = store.clone();
+    let total = desc.size;
+    let counting = Counting {
+        inner: reader,
+        done: 0,
+        last: 0,
+        total,
+        id: id.to_string(),
+        progress: progress.cloned(),
+    };
+    let p = progress.cloned();
+    let idc = id.to_string();
+    let res = tokio::task::spawn_blocking(move || {
+        let r = store.content().put_reader(counting, Some(&digest));
+        if r.is_ok() {
+            if let Some(p) = &p {
+                emit(p, &idc, "Verifying Checksum", None);
+            }
+        }
+        r
+    })
+    .await
+    .map_err(|e| RegistryError::Registry(e.to_string()))?;
+    match res {
+        Ok(_) => Ok(()),
+        Err(ImageError::DigestMismatch { .. }) => Err(RegistryError::Invalid(format!(
+            "filesystem layer verification failed for digest {}",
+            desc.digest
+        ))),
+        Err(ImageError::Io(e)) => Err(RegistryError::Transport(format!(
+            "reading blob {}: {e}",
+            desc.digest
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A reader that reports "Downloading" progress every 512 KiB.
+struct Counting<R> {
+    inner: R,
+    done: u64,
+    last: u64,
+    total: u64,
+    id: String,
+    progress: Option<ProgressFn>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        if let Some(p) = &self.progress {
+            if self.done - self.last >= 512 * 1024
+                || (n == 0 && self.done > self.last)
+                || self.last == 0
+            {
+                self.last = self.done.max(1);
+                emit(p, &self.id, "Downloading", Some((self.done, self.total)));
+            }
+        }
+        Ok(n)
+    }
+}

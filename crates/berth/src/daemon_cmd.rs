@@ -27,6 +27,12 @@ pub struct DaemonArgs {
     /// Path to use for daemon PID file
     #[arg(short = 'p', long)]
     pub pidfile: Option<PathBuf>,
+    /// Preferred registry mirror (for docker.io images; repeatable)
+    #[arg(long = "registry-mirror")]
+    pub registry_mirror: Vec<String>,
+    /// Enable insecure registry communication (plain HTTP; repeatable)
+    #[arg(long = "insecure-registry")]
+    pub insecure_registry: Vec<String>,
 }
 
 pub fn run(a: DaemonArgs) -> anyhow::Result<i32> {
@@ -38,6 +44,8 @@ pub fn run(a: DaemonArgs) -> anyhow::Result<i32> {
         shim: a.shim,
         log_level: a.log_level,
         pidfile: a.pidfile,
+        registry_mirrors: a.registry_mirror,
+        insecure_registries: a.insecure_registry,
     })?;
     Ok(0)
 }

@@ -83,6 +83,9 @@ pub struct ContainerRecord {
     pub restart_count: i64,
     #[serde(default)]
     pub manually_stopped: bool,
+    /// Volumes, binds and tmpfs mounts (resolved at create).
+    #[serde(default)]
+    pub mounts: Vec<crate::mounts::MountPoint>,
 }
 
 /// The live lifecycle, watched by `wait`, `logs -f` and attach.

@@ -47,6 +47,10 @@ pub struct Config {
     pub log_level: String,
     /// `--pidfile`.
     pub pidfile: Option<PathBuf>,
+    /// `--registry-mirror`: mirrors tried first for docker.io images.
+    pub registry_mirrors: Vec<String>,
+    /// `--insecure-registry`: plain-HTTP registries (loopback ones always are).
+    pub insecure_registries: Vec<String>,
 }
 
 fn socket_path(host: &str) -> anyhow::Result<PathBuf> {
@@ -102,6 +106,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let filter = tracing_filter(&config.log_level);
     let _ = tracing_subscriber_init(filter);
     let socket = socket_path(&config.host)?;
+    routes::registry::set_config(berth_registry::RegistryConfig {
+        mirrors: config.registry_mirrors.clone(),
+        insecure: config.insecure_registries.clone(),
+    });
     let runtime = runtime_choice(&config.runtime)?;
     let shim = shim_path(&config)?;
     for dir in [&config.data_root, &config.exec_root] {

@@ -71,6 +71,22 @@ pub async fn create(
     if argv.is_empty() {
         return Err(ApiError::bad_request("no command specified"));
     }
+    let mut mounts = {
+        let from = |n: &str| -> ApiResult<Vec<crate::mounts::MountPoint>> {
+            Ok(d.find(n)?.lock().mounts.clone())
+        };
+        crate::mounts::parse_all(&host_config, config.volumes.as_ref(), &from)?
+    };
+    let vols = d.volumes.clone();
+    let (mounts, created_volumes) = tokio::task::spawn_blocking(move || {
+        crate::mounts::resolve(&mut mounts, &vols).map(|c| (mounts, c))
+    })
+    .await??;
+    let drop_created = |d: &Shared| {
+        for v in &created_volumes {
+            let _ = d.volumes.remove(v);
+        }
+    };
     let id = new_id();
     let record = ContainerRecord {
         id: id.clone(),
@@ -85,13 +101,22 @@ pub async fn create(
         state: RunState::default(),
         restart_count: 0,
         manually_stopped: false,
+        mounts,
     };
     let dir = d.paths.container_dir(&id);
-    tokio::fs::create_dir_all(d.paths.bundle_dir(&id)).await?;
-    write_etc_files(d, &record).await?;
+    let prepared = async {
+        tokio::fs::create_dir_all(d.paths.bundle_dir(&id)).await?;
+        write_etc_files(d, &record).await
+    };
+    if let Err(e) = prepared.await {
+        drop_created(d);
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        return Err(e);
+    }
     let c = match d.insert(record) {
         Ok(c) => c,
         Err(e) => {
+            drop_created(d);
             let _ = tokio::fs::remove_dir_all(&dir).await;
             return Err(e);
         }
@@ -109,6 +134,7 @@ pub async fn create(
     let durable = c.lock().host_config.auto_remove != Some(true);
     if let Err(e) = prepared.and_then(|_| d.save(&c, durable)) {
         d.remove_from_index(&id);
+        drop_created(d);
         let _ = tokio::fs::remove_dir_all(&dir).await;
         return Err(e);
     }
@@ -353,7 +379,7 @@ fn spec_options(d: &Daemon, rec: &ContainerRecord, rootfs: PathBuf) -> SpecOptio
         hosts_file: Some(dir.join("hosts")),
         hostname_file: Some(dir.join("hostname")),
         resolv_conf: Some(dir.join("resolv.conf")),
-        extra_mounts: Vec::new(),
+        extra_mounts: crate::mounts::oci_mounts(&rec.mounts),
         privileged: hc.privileged.unwrap_or(false),
         read_only: hc.readonly_rootfs.unwrap_or(false),
         cap_add: hc.cap_add.clone().unwrap_or_default(),
@@ -426,6 +452,10 @@ pub(crate) async fn start_locked(d: &Shared, c: &Arc<Container>) -> ApiResult<bo
         if !snap.is_mounted() {
             snap.mount()?;
         }
+        for m in rec2.mounts.iter().filter(|m| m.typ == "volume") {
+            d2.volumes.ensure_mounted(&m.name)?;
+        }
+        crate::mounts::copy_up(&snap.merged, &rec2.mounts)?;
         let opts = spec_options(&d2, &rec2, snap.merged.clone());
         let spec = berth_runtime::spec::build(&opts)?;
         berth_runtime::spec::write_bundle(&d2.paths.bundle_dir(&id), &spec)?;
@@ -672,7 +702,7 @@ pub async fn restart(
 }
 
 /// `DELETE /containers/{id}`.
-pub async fn remove(d: &Shared, c: &Arc<Container>, force: bool, _volumes: bool) -> ApiResult<()> {
+pub async fn remove(d: &Shared, c: &Arc<Container>, force: bool, volumes: bool) -> ApiResult<()> {
     let rec = c.get();
     if rec.state.status == Status::Removing {
         return Ok(());
@@ -714,8 +744,38 @@ pub async fn remove(d: &Shared, c: &Arc<Container>, force: bool, _volumes: bool)
         let _ = std::fs::remove_dir_all(paths.shim_state_dir(&id));
     })
     .await?;
+    if volumes {
+        // `rm -v` / `--rm`: this container's anonymous volumes go too, never named ones, and
+        // never one another container still uses (through --volumes-from).
+        for m in rec.mounts.iter().filter(|m| m.typ == "volume" && m.anonymous) {
+            if volume_users(d, &m.name).is_empty() {
+                let vols = d.volumes.clone();
+                let name = m.name.clone();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || vols.remove(&name)).await {
+                    tracing::warn!("removing volume {}: {e}", m.name);
+                }
+            }
+        }
+    }
     c.lifecycle.send_modify(|l| l.removed = true);
     Ok(())
+}
+
+/// The ids of the containers whose mounts use volume `name`.
+pub fn volume_users(d: &Daemon, name: &str) -> Vec<String> {
+    let mut ids: Vec<String> = d
+        .all()
+        .into_iter()
+        .filter(|c| {
+            c.lock()
+                .mounts
+                .iter()
+                .any(|m| m.typ == "volume" && m.name == name)
+        })
+        .map(|c| c.id.clone())
+        .collect();
+    ids.sort();
+    ids
 }
 
 /// At daemon start: re-adopt containers whose shims are alive; record the exit of the others.

@@ -23,6 +23,7 @@ pub struct Daemon {
     pub shim: PathBuf,
     containers: RwLock<HashMap<String, Arc<Container>>>,
     pub execs: ExecRegistry,
+    pub volumes: Arc<crate::volumes::VolumeStore>,
 }
 
 pub type Shared = Arc<Daemon>;
@@ -34,7 +35,11 @@ impl Daemon {
         runtime: RuntimeChoice,
         shim: PathBuf,
     ) -> Self {
+        let volumes = Arc::new(crate::volumes::VolumeStore::new_unopened(
+            paths.data_root.join("volumes"),
+        ));
         Daemon {
+            volumes,
             paths,
             images,
             runtime,

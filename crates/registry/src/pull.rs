@@ -59,13 +59,12 @@ pub async fn pull(
     } else {
         path.clone()
     };
-    emit(&progress, &want, &format!("Pulling from {shown}"), None);
     let endpoints = cfg.endpoints(&r.domain);
     let mut last_err = None;
     for (i, base) in endpoints.iter().enumerate() {
         let ep = Endpoint::new(&r.domain, base, creds.clone());
         let is_last = i + 1 == endpoints.len();
-        match pull_from(&ep, &store, &r, &want, platform, &progress).await {
+        match pull_from(&ep, &store, &r, &want, &shown, platform, &progress).await {
             Ok(o) => return Ok(o),
             // A mirror that fails or lacks the image: fall back to the origin.
             Err(e) if !is_last && (e.is_transient() || e.is_not_found()) => {
@@ -143,6 +142,7 @@ async fn pull_from(
     store: &Arc<ImageStore>,
     r: &Reference,
     want: &str,
+    shown: &str,
     platform: &Platform,
     progress: &ProgressFn,
 ) -> Result<PullOutcome> {
@@ -162,6 +162,9 @@ async fn pull_from(
         manifest_bytes = b;
         manifest_digest = d;
     }
+    // Docker says where it pulls from once the manifest is known (errors before this point
+    // are the API call's own error, not a line in the stream).
+    emit(progress, want, &format!("Pulling from {shown}"), None);
     let config = manifest
         .config
         .clone()

@@ -166,7 +166,7 @@ fn summary(d: &Shared, r: &ContainerRecord, size: bool) -> Value {
         "Status": lifecycle::status_text(r),
         "HostConfig": {"NetworkMode": r.host_config.network_mode.clone().unwrap_or_else(|| "bridge".into())},
         "NetworkSettings": {"Networks": {}},
-        "Mounts": [],
+        "Mounts": crate::mounts::inspect_list(&r.mounts),
     });
     if size {
         let rw = d
@@ -251,7 +251,7 @@ pub fn inspect_value(d: &Shared, c: &Container) -> Value {
             "Name": "overlay2",
             "Data": graph
         },
-        "Mounts": [],
+        "Mounts": crate::mounts::inspect_list(&r.mounts),
         "Config": r.config,
         "NetworkSettings": {
             "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "HairpinMode": false,

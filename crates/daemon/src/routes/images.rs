@@ -186,9 +186,7 @@ pub async fn dispatch(State(d): State<Shared>, req: Request) -> ApiResult<Respon
         ("GET", "history") => history(&d, name).await,
         ("GET", "get") => save(&d, vec![name.to_string()]).await,
         ("POST", "tag") => tag(&d, name, &pairs).await,
-        ("POST", "push") => Err(ApiError::internal(format!(
-            "cannot push {name}: registry support is not built into this berth yet"
-        ))),
+        ("POST", "push") => crate::routes::registry::push(&d, name, &pairs, req.headers()).await,
         _ => Err(ApiError::not_found(format!(
             "page not found: {} {}",
             method, path
@@ -437,13 +435,10 @@ pub async fn create(State(d): State<Shared>, req: Request) -> ApiResult<Response
         };
         return Ok(json_stream_response(Body::from(body)));
     }
-    let image = first(&pairs, "fromImage").unwrap_or_default();
-    let tag = first(&pairs, "tag").unwrap_or_default();
-    let msg = format!(
-        "pull access denied for {image}{}: berth cannot reach registries yet (registry support is its own issue); load the image with `berth load`",
-        if tag.is_empty() { String::new() } else { format!(":{tag}") }
-    );
-    Err(ApiError::not_found(msg))
+    if first(&pairs, "fromImage").is_none() {
+        return Err(ApiError::bad_request("fromImage or fromSrc is required"));
+    }
+    crate::routes::registry::pull(&d, &pairs, req.headers()).await
 }
 
 pub async fn prune(State(d): State<Shared>, req: Request) -> ApiResult<Json<Value>> {
@@ -530,10 +525,4 @@ pub async fn commit(State(d): State<Shared>, req: Request) -> ApiResult<Response
     })
     .await??;
     Ok((StatusCode::CREATED, Json(json!({"Id": id.to_string()}))).into_response())
-}
-
-pub async fn search() -> ApiResult<Response> {
-    Err(ApiError::internal(
-        "search needs a registry; registry support is not built into this berth yet",
-    ))
 }

@@ -4,6 +4,7 @@ pub mod archive;
 pub mod containers;
 pub mod exec;
 pub mod images;
+pub mod registry;
 pub mod system;
 
 use crate::error::ApiError;
@@ -59,7 +60,8 @@ pub fn router(d: Shared) -> Router {
         .route("/images/get", get(images::save_many))
         .route("/images/create", post(images::create))
         .route("/images/prune", post(images::prune))
-        .route("/images/search", get(images::search))
+        .route("/images/search", get(registry::search))
+        .route("/auth", post(registry::auth))
         .route(
             "/images/{*rest}",
             get(images::dispatch)

@@ -14,6 +14,7 @@ mod exec;
 mod hijack;
 mod lifecycle;
 mod logs;
+mod mounts;
 mod paths;
 mod query;
 mod restart;
@@ -21,6 +22,7 @@ mod routes;
 mod shim;
 mod signal;
 mod state;
+mod volumes;
 
 use anyhow::Context;
 use std::path::PathBuf;

@@ -6,6 +6,7 @@ pub mod exec;
 pub mod images;
 pub mod registry;
 pub mod system;
+pub mod volumes;
 
 use crate::error::ApiError;
 use crate::state::Shared;
@@ -69,6 +70,13 @@ pub fn router(d: Shared) -> Router {
                 .delete(images::dispatch),
         )
         .route("/commit", post(images::commit))
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route(
+            "/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
+        )
         .fallback(not_found)
         .layer(axum::middleware::map_response(docker_headers))
         .with_state(d)

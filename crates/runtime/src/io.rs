@@ -11,7 +11,10 @@ pub struct ProcessIo {
     pub stdin: OwnedFd,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
-    /// All three are the same pty slave; the child makes it its controlling terminal.
+    /// The process gets a terminal. The builtin runtime (like runc with its console socket)
+    /// opens a new pty inside the container, makes the slave the process's stdio and
+    /// controlling terminal and hands the master back; the three fds above are then unused
+    /// placeholders (see [`ProcessIo::terminal`]).
     pub terminal: bool,
 }
 
@@ -30,7 +33,26 @@ impl ProcessIo {
         })
     }
 
-    /// Use one pty slave for all three streams.
+    /// For a process with a terminal: /dev/null placeholders; the runtime makes the pty.
+    pub fn terminal() -> Result<Self> {
+        let null = || {
+            rustix::fs::open(
+                "/dev/null",
+                OFlags::RDWR | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| RuntimeError::syscall("open /dev/null", e))
+        };
+        Ok(ProcessIo {
+            stdin: null()?,
+            stdout: null()?,
+            stderr: null()?,
+            terminal: true,
+        })
+    }
+
+    /// Use one pty slave for all three streams (for an external runtime, which ignores them
+    /// and makes its own pty, like the builtin one).
     pub fn from_pty_slave(slave: &OwnedFd) -> Result<Self> {
         let dup = || {
             slave
@@ -71,6 +93,61 @@ pub fn open_pty() -> Result<Pty> {
     Ok(Pty { master, slave })
 }
 
+/// Send one fd over a unix socket with SCM_RIGHTS (one data byte goes along).
+pub(crate) fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> Result<()> {
+    use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    use std::mem::MaybeUninit;
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut cmsg = SendAncillaryBuffer::new(&mut space);
+    let fds = [fd];
+    if !cmsg.push(SendAncillaryMessage::ScmRights(&fds)) {
+        return Err(RuntimeError::Init("no room for the pty master fd".into()));
+    }
+    loop {
+        match sendmsg(
+            sock,
+            &[std::io::IoSlice::new(b"m")],
+            &mut cmsg,
+            SendFlags::NOSIGNAL,
+        ) {
+            Ok(_) => return Ok(()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(RuntimeError::syscall("send pty master", e)),
+        }
+    }
+}
+
+/// Receive one fd sent with [`send_fd`] (close-on-exec).
+pub(crate) fn recv_fd(sock: BorrowedFd<'_>) -> Result<OwnedFd> {
+    use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    use std::mem::MaybeUninit;
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut cmsg = RecvAncillaryBuffer::new(&mut space);
+    let mut buf = [0u8; 16];
+    loop {
+        match recvmsg(
+            sock,
+            &mut [std::io::IoSliceMut::new(&mut buf)],
+            &mut cmsg,
+            RecvFlags::CMSG_CLOEXEC,
+        ) {
+            Ok(_) => break,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(RuntimeError::syscall("receive pty master", e)),
+        }
+    }
+    for msg in cmsg.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut fds) = msg {
+            if let Some(fd) = fds.next() {
+                return Ok(fd);
+            }
+        }
+    }
+    Err(RuntimeError::Init(
+        "the container process sent no pty master".into(),
+    ))
+}
+
 /// Set a terminal's window size (rows x cols).
 pub fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<()> {
     let ws = rustix::termios::Winsize {
@@ -93,5 +170,28 @@ mod tests {
         set_winsize(pty.slave.as_fd(), 40, 120).unwrap();
         let ws = rustix::termios::tcgetwinsize(&pty.slave).unwrap();
         assert_eq!((ws.ws_row, ws.ws_col), (40, 120));
+    }
+
+    #[test]
+    fn fd_passing_roundtrip() {
+        use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+        let (a, b) = socketpair(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .unwrap();
+        let pty = open_pty().unwrap();
+        send_fd(a.as_fd(), pty.master.as_fd()).unwrap();
+        drop(pty.master);
+        let master = recv_fd(b.as_fd()).unwrap();
+        rustix::io::write(&pty.slave, b"x\n").unwrap();
+        let mut buf = [0u8; 8];
+        let n = rustix::io::read(&master, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"x\r\n");
+        // A peer that hangs up without sending is an error, not a hang.
+        drop(a);
+        assert!(recv_fd(b.as_fd()).is_err());
     }
 }

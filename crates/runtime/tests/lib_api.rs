@@ -4,7 +4,7 @@
 
 mod common;
 use berth_runtime::builtin::{self, StartGate};
-use berth_runtime::io::{open_pty, ProcessIo};
+use berth_runtime::io::ProcessIo;
 use berth_runtime::{spec, RuntimeError};
 use common::{assert_no_cgroups_left, is_root, Bundle};
 use std::io::{Read, Write};
@@ -66,7 +66,7 @@ fn builtin_api() {
     let mut process = spec.process().clone().unwrap();
     process.set_args(Some(vec!["hostname".into()]));
     let (io, out2) = piped_io();
-    let pid = builtin::exec(created.pid, &spec, &process, io).unwrap();
+    let pid = builtin::exec(created.pid, &spec, &process, io).unwrap().pid;
     assert_eq!(wait(pid), (Some(0), None));
     assert_eq!(read_all(out2), "berthbox\n");
 
@@ -77,26 +77,25 @@ fn builtin_api() {
         other => panic!("expected NotFound, got {other:?}"),
     }
 
-    // exec with a terminal.
-    let pty = open_pty().unwrap();
+    // exec with a terminal: a pty of the container's own /dev/pts, the master comes back.
     process.set_args(Some(vec![
         "sh".into(),
         "-c".into(),
-        "[ -t 0 ] && echo tty".into(),
+        "[ -t 0 ] && tty".into(),
     ]));
     process.set_terminal(Some(true));
-    let pid = builtin::exec(
+    let execed = builtin::exec(
         created.pid,
         &spec,
         &process,
-        ProcessIo::from_pty_slave(&pty.slave).unwrap(),
+        ProcessIo::terminal().unwrap(),
     )
     .unwrap();
-    drop(pty.slave);
-    assert_eq!(wait(pid), (Some(0), None));
+    let master = execed.pty_master.expect("pty master");
+    assert_eq!(wait(execed.pid), (Some(0), None));
     let mut buf = [0u8; 64];
-    let n = std::fs::File::from(pty.master).read(&mut buf).unwrap();
-    assert_eq!(String::from_utf8_lossy(&buf[..n]).trim(), "tty");
+    let n = std::fs::File::from(master).read(&mut buf).unwrap();
+    assert_eq!(String::from_utf8_lossy(&buf[..n]).trim(), "/dev/pts/0");
 
     builtin::pause(&spec).unwrap();
     assert!(builtin::is_paused(&spec));
@@ -109,24 +108,30 @@ fn builtin_api() {
     builtin::cleanup(&spec).unwrap();
     assert_no_cgroups_left("api");
 
-    // An init on a pty: the slave is its controlling terminal and /dev/console.
+    // An init on a pty: a slave of the container's devpts, its controlling terminal and
+    // /dev/console.
     let b = Bundle::new(
         "api-tty",
         &[
             "sh",
             "-c",
-            "[ -t 0 ] && [ -c /dev/console ] && echo tty-init",
+            "[ -t 0 ] && [ -c /dev/console ] && [ /dev/console -ef /dev/pts/0 ] && : </dev/tty && tty",
         ],
         |o| o.terminal = true,
     );
     let spec = spec::load_bundle(b.path()).unwrap();
-    let pty = open_pty().unwrap();
-    let io = ProcessIo::from_pty_slave(&pty.slave).unwrap();
-    let created = builtin::create("api-tty", b.path(), &spec, io, StartGate::Immediate).unwrap();
-    drop(pty.slave);
+    let created = builtin::create(
+        "api-tty",
+        b.path(),
+        &spec,
+        ProcessIo::terminal().unwrap(),
+        StartGate::Immediate,
+    )
+    .unwrap();
+    let master = created.pty_master.expect("pty master");
     let mut buf = [0u8; 64];
-    let n = std::fs::File::from(pty.master).read(&mut buf).unwrap();
-    assert_eq!(String::from_utf8_lossy(&buf[..n]).trim(), "tty-init");
+    let n = std::fs::File::from(master).read(&mut buf).unwrap();
+    assert_eq!(String::from_utf8_lossy(&buf[..n]).trim(), "/dev/pts/0");
     assert_eq!(wait(created.pid), (Some(0), None));
     builtin::cleanup(&spec).unwrap();
     assert_no_cgroups_left("api-tty");

@@ -103,8 +103,10 @@ impl ContainerRuntime for Selected {
     fn cleanup(&mut self) -> Result<(), ShimError> {
         self.as_dyn().cleanup()
     }
+    /// Both make the pty inside the container (runc through its console socket, the builtin
+    /// runtime over a socketpair) and hand back the master.
     fn makes_own_pty(&self) -> bool {
-        matches!(self, Selected::External(_))
+        true
     }
 }
 
@@ -131,7 +133,7 @@ impl ContainerRuntime for Builtin {
         self.gate = Some(write);
         Ok(Spawned {
             pid: created.pid,
-            master: None,
+            master: created.pty_master,
         })
     }
     fn start(&mut self) -> Result<(), ShimError> {
@@ -148,8 +150,11 @@ impl ContainerRuntime for Builtin {
         process: &Process,
         io: ChildIo,
     ) -> Result<Spawned, ShimError> {
-        let pid = builtin::exec(init_pid, &self.spec, process, process_io(io))?;
-        Ok(Spawned { pid, master: None })
+        let spawned = builtin::exec(init_pid, &self.spec, process, process_io(io))?;
+        Ok(Spawned {
+            pid: spawned.pid,
+            master: spawned.pty_master,
+        })
     }
     fn kill(&mut self, init_pid: i32, signal: i32, all: bool) -> Result<(), ShimError> {
         if all {

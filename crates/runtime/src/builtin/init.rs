@@ -3,7 +3,7 @@
 //! Each step is a named function; any failure is reported to the parent over the sync pipe and
 //! the child exits (127 / 126 for a missing / non-executable command, 1 otherwise).
 
-use super::process::{finish_process, setup_stdio};
+use super::process::{finish_process, open_terminal, setup_stdio};
 use super::sync::ChildSync;
 use super::{mounts, sys, StartGate};
 use crate::cgroups::Cgroup;
@@ -22,6 +22,8 @@ pub struct InitArgs<'a> {
     pub io: ProcessIo,
     pub gate: StartGate,
     pub sync: OwnedFd,
+    /// With a terminal: where the pty master goes (the child's end of a socketpair).
+    pub console: Option<OwnedFd>,
     pub seccomp: Option<crate::seccomp::Program>,
 }
 
@@ -51,6 +53,7 @@ fn steps(args: InitArgs<'_>, sync: &mut ChildSync) -> Result<std::convert::Infal
         io,
         gate,
         sync: _,
+        console,
         seccomp,
     } = args;
     let process = spec
@@ -70,14 +73,14 @@ fn steps(args: InitArgs<'_>, sync: &mut ChildSync) -> Result<std::convert::Infal
     if wants_new(spec, LinuxNamespaceType::Network) {
         sys::loopback_up().map_err(|e| RuntimeError::syscall("bring up loopback", e))?;
     }
-    let console = if io.terminal {
-        Some(fd_path(&io.stdin)?)
-    } else {
-        None
-    };
     // The fifo must be opened while its path is still visible (before pivot_root).
     let gate = open_gate(gate)?;
-    mounts::prepare_rootfs(spec, &rootfs, console.as_deref())?;
+    mounts::prepare_rootfs(spec, &rootfs)?;
+    // The pty comes from the container's own devpts, like runc's console socket.
+    let io = match console {
+        Some(sock) if io.terminal => open_terminal(sock, &process, true)?,
+        _ => io,
+    };
     set_hostname(spec)?;
     // Before finish_rootfs makes /proc/sys read-only.
     write_sysctls(spec)?;
@@ -129,13 +132,6 @@ fn join_path_namespaces(spec: &Spec) -> Result<()> {
             .map_err(|e| RuntimeError::syscall("setns", e))?;
     }
     Ok(())
-}
-
-/// The path of the pty slave behind an fd, to bind it to /dev/console.
-fn fd_path(fd: &OwnedFd) -> Result<PathBuf> {
-    use std::os::fd::AsRawFd;
-    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-        .map_err(|e| RuntimeError::syscall("find pty slave", e))
 }
 
 enum OpenGate {

@@ -17,7 +17,6 @@ use crate::io::ProcessIo;
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use sync::Report;
 use sys::Forked;
 
 pub use process::resolve_executable;
@@ -33,11 +32,36 @@ pub enum StartGate {
     Fifo(PathBuf),
 }
 
-/// A created container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A created container's init, or an exec'd process.
+#[derive(Debug)]
 pub struct Created {
-    /// Host pid of the container's init.
+    /// Host pid of the process.
     pub pid: i32,
+    /// With a terminal ([`ProcessIo::terminal`]): the master of the pty the process opened in
+    /// the container's /dev/pts (the slave is its stdio and controlling terminal).
+    pub pty_master: Option<OwnedFd>,
+}
+
+/// A socketpair to receive the pty master on, when `io` asks for a terminal:
+/// (our end, the child's end).
+fn console_pair(io: &ProcessIo) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    if !io.terminal {
+        return Ok((None, None));
+    }
+    use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+    let (ours, theirs) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| RuntimeError::syscall("console socketpair", e))?;
+    Ok((Some(ours), Some(theirs)))
+}
+
+/// The pty master the child sent (after it reported success), if it was to send one.
+fn receive_master(ours: Option<OwnedFd>) -> Result<Option<OwnedFd>> {
+    ours.map(|sock| crate::io::recv_fd(sock.as_fd())).transpose()
 }
 
 /// The container's cgroup, from `linux.cgroupsPath` (required: pause, cleanup and processes
@@ -116,6 +140,13 @@ pub fn create(
     };
     let (sync_read, sync_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| RuntimeError::syscall("sync pipe", e))?;
+    let (console_ours, console_theirs) = match console_pair(&io) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = cgroup.remove();
+            return Err(e);
+        }
+    };
     let forked = match sys::clone3(clone_flags(spec)) {
         Ok(f) => f,
         Err(e) => {
@@ -126,6 +157,7 @@ pub fn create(
     let child = match forked {
         Forked::Child => {
             drop(sync_read);
+            drop(console_ours);
             init::run(init::InitArgs {
                 spec,
                 rootfs,
@@ -133,18 +165,29 @@ pub fn create(
                 io,
                 gate,
                 sync: sync_write,
+                console: console_theirs,
                 seccomp,
             })
         }
         Forked::Parent { child } => child,
     };
     drop(sync_write);
+    drop(console_theirs);
     drop(io);
     drop(gate);
-    match sync::read_report(sync_read) {
-        Ok(Report::Ready) | Ok(Report::Execed) => {
+    let report = sync::read_report(sync_read)
+        .and_then(|_| receive_master(console_ours))
+        .inspect_err(|_| {
+            // A child that reported ready but sent no master is still alive: end it.
+            let _ = sys::kill(child, libc::SIGKILL);
+        });
+    match report {
+        Ok(pty_master) => {
             tracing::debug!(id, pid = child, "container created");
-            Ok(Created { pid: child })
+            Ok(Created {
+                pid: child,
+                pty_master,
+            })
         }
         Err(e) => {
             reap(child);
@@ -163,8 +206,8 @@ fn reap(pid: i32) {
 }
 
 /// Run `process` inside the running container whose init is `init_pid`. Returns the new
-/// process's host pid; the caller reaps it.
-pub fn exec(init_pid: i32, spec: &Spec, process: &Process, io: ProcessIo) -> Result<i32> {
+/// process's host pid (and pty master, with a terminal); the caller reaps it.
+pub fn exec(init_pid: i32, spec: &Spec, process: &Process, io: ProcessIo) -> Result<Created> {
     use rustix::fs::{Mode, OFlags};
     let open_ns = |name: &str| {
         rustix::fs::open(
@@ -199,6 +242,7 @@ pub fn exec(init_pid: i32, spec: &Spec, process: &Process, io: ProcessIo) -> Res
 
     let (sync_read, sync_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| RuntimeError::syscall("sync pipe", e))?;
+    let (console_ours, console_theirs) = console_pair(&io)?;
     // Our children land in the container's pid namespace; we switch back right after clone3.
     rustix::thread::move_into_link_name_space(target_pid_ns.as_fd(), None)
         .map_err(|e| RuntimeError::syscall("setns pid namespace", e))?;
@@ -208,8 +252,17 @@ pub fn exec(init_pid: i32, spec: &Spec, process: &Process, io: ProcessIo) -> Res
     let child = match forked {
         Forked::Child => {
             drop(sync_read);
+            drop(console_ours);
             let mut sync = sync::ChildSync::new(sync_write);
-            let err = match exec_steps(process, io, cgroup_procs, &ns_fds, seccomp.as_ref()) {
+            let steps = ExecSteps {
+                process,
+                io,
+                console: console_theirs,
+                cgroup: cgroup_procs,
+                ns_fds: &ns_fds,
+                seccomp: seccomp.as_ref(),
+            };
+            let err = match exec_steps(steps) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -222,10 +275,14 @@ pub fn exec(init_pid: i32, spec: &Spec, process: &Process, io: ProcessIo) -> Res
         Forked::Parent { child } => child,
     };
     drop(sync_write);
+    drop(console_theirs);
     drop(io);
     restored.map_err(|e| RuntimeError::syscall("restore pid namespace", e))?;
-    match sync::read_report(sync_read) {
-        Ok(_) => Ok(child),
+    match sync::read_report(sync_read).and_then(|_| receive_master(console_ours)) {
+        Ok(pty_master) => Ok(Created {
+            pid: child,
+            pty_master,
+        }),
         Err(e) => {
             reap(child);
             Err(e)
@@ -233,13 +290,25 @@ pub fn exec(init_pid: i32, spec: &Spec, process: &Process, io: ProcessIo) -> Res
     }
 }
 
-fn exec_steps(
-    process: &Process,
+/// What the exec'd child needs, prepared before clone3.
+struct ExecSteps<'a> {
+    process: &'a Process,
     io: ProcessIo,
+    console: Option<OwnedFd>,
     cgroup: Option<Cgroup>,
-    ns_fds: &[OwnedFd],
-    seccomp: Option<&crate::seccomp::Program>,
-) -> Result<std::convert::Infallible> {
+    ns_fds: &'a [OwnedFd],
+    seccomp: Option<&'a crate::seccomp::Program>,
+}
+
+fn exec_steps(s: ExecSteps<'_>) -> Result<std::convert::Infallible> {
+    let ExecSteps {
+        process,
+        io,
+        console,
+        cgroup,
+        ns_fds,
+        seccomp,
+    } = s;
     if let Some(cg) = cgroup {
         cg.join(0)?;
     }
@@ -247,6 +316,11 @@ fn exec_steps(
         rustix::thread::move_into_link_name_space(fd.as_fd(), None)
             .map_err(|e| RuntimeError::syscall("setns", e))?;
     }
+    // In the container's mount namespace now (root and cwd at its root): its /dev/ptmx.
+    let io = match console {
+        Some(sock) if io.terminal => process::open_terminal(sock, process, false)?,
+        _ => io,
+    };
     process::setup_stdio(io)?;
     let target = process::finish_process(process, seccomp)?;
     Err(target.exec())

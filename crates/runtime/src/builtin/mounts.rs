@@ -157,8 +157,8 @@ fn in_root(rootfs: &Path, dest: &Path) -> PathBuf {
 }
 
 /// Make the whole tree private-or-slave, bind the rootfs onto itself, mount the spec's mounts,
-/// create device nodes and /dev/console, then pivot_root into it.
-pub fn prepare_rootfs(spec: &Spec, rootfs: &Path, console: Option<&Path>) -> Result<()> {
+/// create device nodes, then pivot_root into it.
+pub fn prepare_rootfs(spec: &Spec, rootfs: &Path) -> Result<()> {
     let linux = spec.linux().clone().unwrap_or_default();
     let propagation = match linux.rootfs_propagation().as_deref() {
         Some("shared") | Some("rshared") => MS_SHARED | MS_REC,
@@ -186,19 +186,31 @@ pub fn prepare_rootfs(spec: &Spec, rootfs: &Path, console: Option<&Path>) -> Res
     if dev_is_tmpfs {
         create_devices(rootfs, &linux)?;
     }
-    if let Some(slave) = console {
-        let target = rootfs.join("dev/console");
-        let _ = std::fs::File::create(&target);
-        mount(
-            "bind /dev/console",
-            &slave.to_string_lossy(),
-            &target,
-            "",
-            MS_BIND,
-            "",
-        )?;
-    }
     pivot_root(rootfs)
+}
+
+/// Bind the container's pty slave (a path in its own /dev/pts) over /dev/console, as runc does.
+/// Runs after pivot_root.
+pub fn mount_console(slave: &Path) -> Result<()> {
+    let target = Path::new("/dev/console");
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(target)
+    {
+        Ok(_) => rustix::fs::chmod(target, Mode::from_raw_mode(0o666))
+            .map_err(|e| RuntimeError::syscall("chmod /dev/console", e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(RuntimeError::syscall("create /dev/console", e)),
+    }
+    mount(
+        "bind /dev/console",
+        &slave.to_string_lossy(),
+        target,
+        "",
+        MS_BIND,
+        "",
+    )
 }
 
 fn mount_one(rootfs: &Path, m: &Mount) -> Result<()> {

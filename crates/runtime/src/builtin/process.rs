@@ -9,6 +9,8 @@ use crate::seccomp::Program;
 use oci_spec::runtime::{Capabilities, Process, Spec};
 use rustix::thread::{CapabilitySet, CapabilitySets};
 use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -26,6 +28,51 @@ pub fn setup_stdio(io: ProcessIo) -> Result<()> {
             .map_err(step("set controlling terminal"))?;
     }
     Ok(())
+}
+
+/// Open a new pty through the container's /dev/ptmx (its own devpts instance, so the slave is
+/// /dev/pts/N inside), optionally bind the slave over /dev/console (the init), send the master to
+/// the parent over `sock`, and return the slave as the process's stdio. The slave goes to the
+/// process's user, as runc's fixStdioPermissions does, so a non-root user controls its terminal.
+pub fn open_terminal(sock: OwnedFd, process: &Process, console: bool) -> Result<ProcessIo> {
+    use rustix::fs::{Mode, OFlags};
+    let step = |s: &'static str| move |e: rustix::io::Errno| RuntimeError::syscall(s, e);
+    let master = rustix::fs::open(
+        "/dev/ptmx",
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(step("open /dev/ptmx in the container"))?;
+    rustix::pty::unlockpt(&master).map_err(step("unlockpt"))?;
+    let name = rustix::pty::ptsname(&master, Vec::new()).map_err(step("ptsname"))?;
+    let slave = rustix::fs::open(
+        name.as_c_str(),
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(step("open pty slave"))?;
+    let uid = process.user().uid();
+    if uid != 0 {
+        rustix::fs::fchown(&slave, Some(rustix::fs::Uid::from_raw(uid)), None)
+            .map_err(step("chown pty slave"))?;
+    }
+    if console {
+        let path = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(name.as_bytes()));
+        super::mounts::mount_console(&path)?;
+    }
+    crate::io::send_fd(sock.as_fd(), master.as_fd())?;
+    drop(master);
+    let dup = || {
+        slave
+            .try_clone()
+            .map_err(|e| RuntimeError::syscall("dup pty slave", e))
+    };
+    Ok(ProcessIo {
+        stdin: dup()?,
+        stdout: dup()?,
+        stderr: slave,
+        terminal: true,
+    })
 }
 
 /// The rlimits of the process; a hard limit above the inherited one is capped (no CAP_SYS_RESOURCE).

@@ -36,12 +36,8 @@ impl ProcessIo {
     /// For a process with a terminal: /dev/null placeholders; the runtime makes the pty.
     pub fn terminal() -> Result<Self> {
         let null = || {
-            rustix::fs::open(
-                "/dev/null",
-                OFlags::RDWR | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| RuntimeError::syscall("open /dev/null", e))
+            rustix::fs::open("/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+                .map_err(|e| RuntimeError::syscall("open /dev/null", e))
         };
         Ok(ProcessIo {
             stdin: null()?,

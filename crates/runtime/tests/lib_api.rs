@@ -84,13 +84,8 @@ fn builtin_api() {
         "[ -t 0 ] && tty".into(),
     ]));
     process.set_terminal(Some(true));
-    let execed = builtin::exec(
-        created.pid,
-        &spec,
-        &process,
-        ProcessIo::terminal().unwrap(),
-    )
-    .unwrap();
+    let execed =
+        builtin::exec(created.pid, &spec, &process, ProcessIo::terminal().unwrap()).unwrap();
     let master = execed.pty_master.expect("pty master");
     assert_eq!(wait(execed.pid), (Some(0), None));
     let mut buf = [0u8; 64];

@@ -61,7 +61,8 @@ fn console_pair(io: &ProcessIo) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
 
 /// The pty master the child sent (after it reported success), if it was to send one.
 fn receive_master(ours: Option<OwnedFd>) -> Result<Option<OwnedFd>> {
-    ours.map(|sock| crate::io::recv_fd(sock.as_fd())).transpose()
+    ours.map(|sock| crate::io::recv_fd(sock.as_fd()))
+        .transpose()
 }
 
 /// The container's cgroup, from `linux.cgroupsPath` (required: pause, cleanup and processes

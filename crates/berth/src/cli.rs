@@ -149,6 +149,8 @@ pub enum Command {
     Import(ImportArgs),
     /// Show the history of an image
     History(HistoryArgs),
+    /// Build an image from a Dockerfile
+    Build(crate::build::BuildArgs),
     /// Download an image from a registry
     Pull(PullArgs),
     /// Upload an image to a registry

@@ -7,6 +7,7 @@
 
 #![recursion_limit = "512"]
 
+mod build;
 mod cli;
 mod container;
 mod daemon_cmd;
@@ -181,6 +182,7 @@ async fn dispatch(client: &Client, command: Command) -> anyhow::Result<i32> {
         Command::Push(a) | Command::ImageGroup(ImageManagement::Push(a)) => {
             image::pull::push(client, a).await
         }
+        Command::Build(a) => build::build(client, a).await,
         Command::Login(a) => image::pull::login(client, a).await,
         Command::Logout(a) => image::pull::logout(a).await,
         Command::Search(a) => image::pull::search(client, a).await,

@@ -27,6 +27,15 @@ pub struct DaemonArgs {
     /// Path to use for daemon PID file
     #[arg(short = 'p', long)]
     pub pidfile: Option<PathBuf>,
+    /// Attach containers to a network bridge
+    #[arg(short = 'b', long = "bridge-name", default_value = "berth0")]
+    pub bridge_name: String,
+    /// Network bridge IP
+    #[arg(long)]
+    pub bip: Option<String>,
+    /// Default address pools for node specific local networks (base=CIDR,size=N)
+    #[arg(long = "default-address-pool")]
+    pub default_address_pool: Option<String>,
     /// Preferred registry mirror (for docker.io images; repeatable)
     #[arg(long = "registry-mirror")]
     pub registry_mirror: Vec<String>,
@@ -44,6 +53,9 @@ pub fn run(a: DaemonArgs) -> anyhow::Result<i32> {
         shim: a.shim,
         log_level: a.log_level,
         pidfile: a.pidfile,
+        bridge_name: a.bridge_name,
+        bip: a.bip,
+        default_address_pool: a.default_address_pool,
         registry_mirrors: a.registry_mirror,
         insecure_registries: a.insecure_registry,
     })?;

@@ -14,6 +14,7 @@ mod exec;
 mod hijack;
 mod lifecycle;
 mod logs;
+mod networking;
 mod mounts;
 mod paths;
 mod query;
@@ -49,6 +50,12 @@ pub struct Config {
     pub log_level: String,
     /// `--pidfile`.
     pub pidfile: Option<PathBuf>,
+    /// `-b/--bridge-name`: the default bridge's device (default `berth0`).
+    pub bridge_name: String,
+    /// `--bip`: the default bridge's address and prefix (default 172.17.0.1/16).
+    pub bip: Option<String>,
+    /// `--default-address-pool`: `base=CIDR,size=N` for new networks.
+    pub default_address_pool: Option<String>,
     /// `--registry-mirror`: mirrors tried first for docker.io images.
     pub registry_mirrors: Vec<String>,
     /// `--insecure-registry`: plain-HTTP registries (loopback ones always are).
@@ -127,13 +134,32 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         exec_root: config.exec_root.clone(),
     };
     std::fs::create_dir_all(paths.containers())?;
-    let daemon = Arc::new(state::Daemon::new(paths, images, runtime, shim));
+    let networks = networking::Networks::open(
+        networking::NetConfig {
+            bridge: if config.bridge_name.is_empty() {
+                "berth0".into()
+            } else {
+                config.bridge_name.clone()
+            },
+            bip: config.bip.clone(),
+            pool: config.default_address_pool.clone(),
+        },
+        &config.data_root,
+    )
+    .context("setting up the default bridge network")?;
+    let mut daemon = state::Daemon::new(paths, images, runtime, shim);
+    daemon.networks = Some(Arc::new(networks));
+    let daemon = Arc::new(daemon);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(serve(daemon, socket, config.pidfile.clone()))
+    let res = rt.block_on(serve(daemon.clone(), socket, config.pidfile.clone()));
+    if let Some(n) = &daemon.networks {
+        n.shutdown();
+    }
+    res
 }
 
 fn tracing_filter(level: &str) -> String {

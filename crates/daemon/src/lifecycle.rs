@@ -121,6 +121,17 @@ pub async fn create(
             return Err(e);
         }
     };
+    let (cname, chc) = {
+        let r = c.lock();
+        (r.name.clone(), r.host_config.clone())
+    };
+    let joined = crate::networking::join_for_create(
+        d,
+        &id,
+        &cname,
+        &chc,
+        body.networking_config.as_ref(),
+    );
     let d2 = d.clone();
     let id2 = id.clone();
     let img = image.id.clone();
@@ -132,7 +143,11 @@ pub async fn create(
     .await?;
     // An --rm container need not survive a crash; skipping the fsync keeps `run --rm` fast.
     let durable = c.lock().host_config.auto_remove != Some(true);
-    if let Err(e) = prepared.and_then(|_| d.save(&c, durable)) {
+    if let Err(e) = joined
+        .and(prepared)
+        .and_then(|_| d.save(&c, durable))
+    {
+        crate::networking::forget(d, &id).await;
         d.remove_from_index(&id);
         drop_created(d);
         let _ = tokio::fs::remove_dir_all(&dir).await;
@@ -498,6 +513,13 @@ pub(crate) async fn start_locked(d: &Shared, c: &Arc<Container>) -> ApiResult<bo
             });
         }
     };
+    if let Err(e) = crate::networking::setup(d, &rec, pid).await {
+        // The init never ran the user's process: kill it; the monitor records the exit.
+        let socket = d.paths.shim_socket(&rec.id);
+        let _ = shim::call(&socket, json!({"op": "kill", "signal": 9, "all": true})).await;
+        monitor(d.clone(), c.clone());
+        return Err(e);
+    }
     let socket = d.paths.shim_socket(&rec.id);
     // Attach streams that were waiting for the start connect now, before the process runs,
     // so they see all of its output.
@@ -572,6 +594,7 @@ async fn on_exit(d: &Shared, c: &Arc<Container>, code: i64, finished: Option<Str
     c.gate().shim_up = false;
     let _ = d.save(c, false);
     unmount(d, &c.id).await;
+    crate::networking::teardown(d, &c.id).await;
     let _ = tokio::fs::remove_dir_all(d.paths.shim_state_dir(&c.id)).await;
     c.lifecycle.send_modify(|l| {
         l.running = false;
@@ -731,6 +754,7 @@ pub async fn remove(d: &Shared, c: &Arc<Container>, force: bool, volumes: bool) 
     c.lock().state.status = Status::Removing;
     // Two-phase: out of the index first, then from disk.
     d.remove_from_index(&rec.id);
+    crate::networking::forget(d, &rec.id).await;
     crate::restart::reset(&rec.id);
     let _ = d.execs.remove_for_container(&rec.id);
     let images = d.images.clone();

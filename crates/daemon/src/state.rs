@@ -24,6 +24,8 @@ pub struct Daemon {
     containers: RwLock<HashMap<String, Arc<Container>>>,
     pub execs: ExecRegistry,
     pub volumes: Arc<crate::volumes::VolumeStore>,
+    /// The network service (None only where a Daemon is built without one).
+    pub networks: Option<Arc<crate::networking::Networks>>,
 }
 
 pub type Shared = Arc<Daemon>;
@@ -46,6 +48,7 @@ impl Daemon {
             shim,
             containers: RwLock::new(HashMap::new()),
             execs: ExecRegistry::default(),
+            networks: None,
         }
     }
 

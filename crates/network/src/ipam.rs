@@ -32,7 +32,8 @@ impl Subnet {
         u32::from(ip) & self.mask() == self.network()
     }
     pub fn overlaps(&self, other: &Subnet) -> bool {
-        self.contains(Ipv4Addr::from(other.network())) || other.contains(Ipv4Addr::from(self.network()))
+        self.contains(Ipv4Addr::from(other.network()))
+            || other.contains(Ipv4Addr::from(self.network()))
     }
     /// The first usable address (Docker's default gateway).
     pub fn first_host(&self) -> Ipv4Addr {
@@ -40,7 +41,11 @@ impl Subnet {
     }
     /// Split into subnets of `size` bits, in order.
     pub fn split(&self, size: u8) -> impl Iterator<Item = Subnet> + '_ {
-        let count: u64 = if size >= self.prefix { 1u64 << (size - self.prefix) } else { 0 };
+        let count: u64 = if size >= self.prefix {
+            1u64 << (size - self.prefix)
+        } else {
+            0
+        };
         let step: u64 = 1u64 << (32 - u32::from(size));
         (0..count).map(move |i| Subnet {
             addr: Ipv4Addr::from((u64::from(self.network()) + i * step) as u32),
@@ -52,6 +57,19 @@ impl Subnet {
 impl fmt::Display for Subnet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", Ipv4Addr::from(self.network()), self.prefix)
+    }
+}
+
+impl serde::Serialize for Subnet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Subnet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Subnet, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -74,7 +92,13 @@ impl FromStr for Subnet {
 pub fn parse_cidr_host(s: &str) -> Result<(Ipv4Addr, Subnet)> {
     let sub: Subnet = s.parse()?;
     let host = sub.addr;
-    Ok((host, Subnet { addr: Ipv4Addr::from(sub.network()), prefix: sub.prefix }))
+    Ok((
+        host,
+        Subnet {
+            addr: Ipv4Addr::from(sub.network()),
+            prefix: sub.prefix,
+        },
+    ))
 }
 
 /// Pick the first free address of `range` (or `subnet`) not in `used`, skipping the network and
@@ -95,9 +119,19 @@ pub fn allocate(
 }
 
 /// Validate a requested address (`--ip`).
-pub fn reserve(subnet: &Subnet, gateway: Ipv4Addr, used: &HashSet<Ipv4Addr>, ip: Ipv4Addr) -> Result<Ipv4Addr> {
-    if !subnet.contains(ip) || u32::from(ip) == subnet.network() || u32::from(ip) == subnet.broadcast() {
-        return Err(Error::Invalid(format!("no configured subnet or ip-range contain the IP address {ip}")));
+pub fn reserve(
+    subnet: &Subnet,
+    gateway: Ipv4Addr,
+    used: &HashSet<Ipv4Addr>,
+    ip: Ipv4Addr,
+) -> Result<Ipv4Addr> {
+    if !subnet.contains(ip)
+        || u32::from(ip) == subnet.network()
+        || u32::from(ip) == subnet.broadcast()
+    {
+        return Err(Error::Invalid(format!(
+            "no configured subnet or ip-range contain the IP address {ip}"
+        )));
     }
     if ip == gateway || used.contains(&ip) {
         return Err(Error::InUse);

@@ -66,7 +66,9 @@ pub fn veth_name(seed: &str) -> String {
 /// route through the gateway. On failure nothing is left behind in the host namespace.
 pub fn attach(pid: i64, ep: &Endpoint) -> Result<()> {
     if pid <= 0 {
-        return Err(Error::Invalid(format!("no process to attach to (pid {pid})")));
+        return Err(Error::Invalid(format!(
+            "no process to attach to (pid {pid})"
+        )));
     }
     let host = format!(
         "link add name {h} mtu {mtu} type veth peer name {i} mtu {mtu} address {mac} netns {pid}\nlink set {h} master {br} up\n",

@@ -34,13 +34,18 @@ pub fn table_name(bridge: &str) -> String {
 /// Render the table.
 pub fn render(table: &str, nets: &[NetRule], ports: &[PortRule]) -> String {
     let mut s = String::new();
-    s.push_str(&format!("table ip {table}\ndelete table ip {table}\ntable ip {table} {{\n"));
+    s.push_str(&format!(
+        "table ip {table}\ndelete table ip {table}\ntable ip {table} {{\n"
+    ));
     // NAT.
-    s.push_str("  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump published\n  }\n");
-    s.push_str("  chain output {\n    type nat hook output priority dstnat; policy accept;\n    fib daddr type local jump published\n  }\n");
+    s.push_str("  chain prerouting {\n    type nat hook prerouting priority -100; policy accept;\n    fib daddr type local jump published\n  }\n");
+    s.push_str("  chain output {\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump published\n  }\n");
     s.push_str("  chain published {\n");
     for p in ports {
-        let daddr = p.host_ip.map(|ip| format!("ip daddr {ip} ")).unwrap_or_default();
+        let daddr = p
+            .host_ip
+            .map(|ip| format!("ip daddr {ip} "))
+            .unwrap_or_default();
         s.push_str(&format!(
             "    {daddr}{proto} dport {hp} dnat to {cip}:{cp}\n",
             proto = p.proto,
@@ -50,7 +55,9 @@ pub fn render(table: &str, nets: &[NetRule], ports: &[PortRule]) -> String {
         ));
     }
     s.push_str("  }\n");
-    s.push_str("  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n");
+    s.push_str(
+        "  chain postrouting {\n    type nat hook postrouting priority 100; policy accept;\n",
+    );
     for n in nets.iter().filter(|n| !n.internal) {
         s.push_str(&format!(
             "    ip saddr {sub} oifname != \"{br}\" masquerade\n",
@@ -67,7 +74,7 @@ pub fn render(table: &str, nets: &[NetRule], ports: &[PortRule]) -> String {
     }
     s.push_str("  }\n");
     // Filtering: only our bridges' traffic is judged here; everything else passes untouched.
-    s.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
+    s.push_str("  chain forward {\n    type filter hook forward priority 0; policy accept;\n");
     s.push_str("    ct state established,related accept\n");
     for n in nets {
         if n.internal {
@@ -99,7 +106,11 @@ pub fn apply(table: &str, nets: &[NetRule], ports: &[PortRule]) -> Result<()> {
 
 /// Remove the table (missing is fine).
 pub fn remove(table: &str) -> Result<()> {
-    run_with_input("nft", &["-f", "-"], &format!("table ip {table}\ndelete table ip {table}\n"))?;
+    run_with_input(
+        "nft",
+        &["-f", "-"],
+        &format!("table ip {table}\ndelete table ip {table}\n"),
+    )?;
     Ok(())
 }
 
@@ -120,8 +131,16 @@ mod tests {
     #[test]
     fn renders_rules_for_networks_and_ports() {
         let nets = vec![
-            NetRule { bridge: "b0".into(), subnet: "10.0.0.0/24".into(), internal: false },
-            NetRule { bridge: "b1".into(), subnet: "10.0.1.0/24".into(), internal: true },
+            NetRule {
+                bridge: "b0".into(),
+                subnet: "10.0.0.0/24".into(),
+                internal: false,
+            },
+            NetRule {
+                bridge: "b1".into(),
+                subnet: "10.0.1.0/24".into(),
+                internal: true,
+            },
         ];
         let ports = vec![PortRule {
             proto: "tcp".into(),

@@ -113,6 +113,9 @@ pub struct TestDaemon {
     /// `unix:///tmp/bt-XXXXXX/s.sock`
     pub host: String,
     child: Option<Child>,
+    /// This daemon's network slot: its default bridge `bt<N>`, its subnets 10.49.N.0/24 and
+    /// 10.(50+N).0.0/16 (a lock file under /tmp keeps parallel tests apart).
+    pub net_slot: u32,
 }
 
 impl TestDaemon {
@@ -142,6 +145,7 @@ impl TestDaemon {
             socket,
             host,
             child: None,
+            net_slot: claim_net_slot(),
         };
         d.spawn_daemon();
         d
@@ -186,6 +190,12 @@ impl TestDaemon {
             .arg(&self.host)
             .arg("--log-level")
             .arg("debug")
+            .arg("--bridge-name")
+            .arg(self.bridge_name())
+            .arg("--bip")
+            .arg(format!("10.49.{}.1/24", self.net_slot))
+            .arg("--default-address-pool")
+            .arg(format!("base=10.{}.0.0/16,size=24", 50 + self.net_slot))
             .env_remove("BERTH_HOST")
             .env_remove("DOCKER_HOST")
             .stdin(Stdio::null())
@@ -429,12 +439,82 @@ impl TestDaemon {
             std::thread::sleep(Duration::from_millis(50));
         }
         unmount_under(&self.dir);
+        self.remove_networks();
         for cg in cgroups.iter().rev() {
             remove_cgroup_tree(cg);
         }
         if let Err(e) = fs::remove_dir_all(&self.dir) {
             eprintln!("test harness: could not remove {}: {e}", self.dir.display());
         }
+    }
+}
+
+const NET_SLOTS: u32 = 150;
+const NET_SLOT_DIR: &str = "/tmp/berth-test-net-slots";
+
+/// Claim a free network slot (a file created exclusively; released by Drop).
+fn claim_net_slot() -> u32 {
+    let _ = fs::create_dir_all(NET_SLOT_DIR);
+    let start = std::process::id() % NET_SLOTS;
+    for i in 0..NET_SLOTS {
+        let k = (start + i) % NET_SLOTS;
+        let path = Path::new(NET_SLOT_DIR).join(k.to_string());
+        if fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .is_ok()
+        {
+            let _ = fs::write(&path, std::process::id().to_string());
+            return k;
+        }
+        // A slot whose owner process is gone is free again.
+        let owner = fs::read_to_string(&path).unwrap_or_default();
+        if owner
+            .trim()
+            .parse::<u32>()
+            .is_ok_and(|p| !Path::new(&format!("/proc/{p}")).exists())
+        {
+            let _ = fs::write(&path, std::process::id().to_string());
+            return k;
+        }
+    }
+    panic!("no free test network slot under {NET_SLOT_DIR}");
+}
+
+impl TestDaemon {
+    /// The default bridge of this daemon.
+    pub fn bridge_name(&self) -> String {
+        format!("bt{}", self.net_slot)
+    }
+
+    /// Remove this daemon's bridges and nftables table (the daemon was SIGKILLed).
+    fn remove_networks(&mut self) {
+        let mut bridges = vec![self.bridge_name()];
+        if let Ok(entries) = fs::read_dir(self.data_root().join("networks")) {
+            for e in entries.flatten() {
+                let v: serde_json::Value = fs::read(e.path())
+                    .ok()
+                    .and_then(|d| serde_json::from_slice(&d).ok())
+                    .unwrap_or_default();
+                if let Some(b) = v["bridge"].as_str().filter(|b| !b.is_empty()) {
+                    bridges.push(b.to_string());
+                }
+            }
+        }
+        bridges.sort();
+        bridges.dedup();
+        for b in bridges {
+            if Path::new("/sys/class/net").join(&b).exists() {
+                let _ = Command::new("ip").args(["link", "del", &b]).status();
+            }
+        }
+        let table = format!("berth-{}", self.bridge_name());
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &table])
+            .stderr(Stdio::null())
+            .status();
+        let _ = fs::remove_file(Path::new(NET_SLOT_DIR).join(self.net_slot.to_string()));
     }
 }
 

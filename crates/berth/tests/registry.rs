@@ -1,0 +1,437 @@
+//! Issue #3: pull, push, login, search against Debian's reference registry
+//! (`docker-registry`) on 127.0.0.1, through berth and through the docker CLI.
+
+mod common;
+use common::*;
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `docker-registry serve` on 127.0.0.1:<free port>, killed (by its PID) on drop.
+struct Registry {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// A bcrypt htpasswd line ("user:$2b$…") from python's crypt module.
+fn htpasswd_line(user: &str, pw: &str) -> String {
+    let out = Command::new("python3")
+        .args([
+            "-W",
+            "ignore",
+            "-c",
+            "import crypt,sys; print(sys.argv[1]+':'+crypt.crypt(sys.argv[2], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
+            user,
+            pw,
+        ])
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "htpasswd: {}", stderr(&out));
+    stdout(&out).trim().to_string()
+}
+
+impl Registry {
+    fn start(htpasswd: Option<(&str, &str)>) -> Registry {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let auth = match htpasswd {
+            Some((u, p)) => {
+                let f = dir.path().join("htpasswd");
+                fs::write(&f, format!("{}\n", htpasswd_line(u, p))).expect("write htpasswd");
+                format!(
+                    "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                    f.display()
+                )
+            }
+            None => String::new(),
+        };
+        let cfg = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: berth-test\n{auth}",
+            dir.path().join("store").display()
+        );
+        let cfg_path = dir.path().join("config.yml");
+        fs::write(&cfg_path, cfg).expect("write registry config");
+        let log = fs::File::create(dir.path().join("registry.log")).expect("registry log");
+        let child = Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(&cfg_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup log"))
+            .stderr(log)
+            .spawn()
+            .expect("start docker-registry");
+        let r = Registry { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "registry did not listen: {}",
+                fs::read_to_string(r.dir.path().join("registry.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        r
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The blob's data file in the registry's storage.
+    fn blob_path(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir
+            .path()
+            .join("store/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn combined(o: &Output) -> String {
+    format!("{}{}", stdout(o), stderr(o))
+}
+
+/// `client ARGS` with the client's config dir set to the test's own (login writes there).
+fn with_config(d: &TestDaemon, client: Client, args: &[&str], input: Option<&[u8]>) -> Output {
+    let mut c = d.cli_cmd(client, args);
+    c.env("BERTH_CONFIG", d.dir.join("docker-config"))
+        .env("DOCKER_CONFIG", d.dir.join("docker-config"));
+    run_bounded(c, input, COMMAND_TIMEOUT)
+}
+
+fn repo_digests(d: &TestDaemon, name: &str) -> Vec<String> {
+    let r = d.api("GET", &format!("/images/{name}/json"), None);
+    assert_eq!(r.status, 200, "inspect {name}: {}", r.text());
+    r.json()["RepoDigests"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn push_then_pull_round_trip_by_tag_and_digest() {
+    let reg = Registry::start(None);
+    for client in CLIENTS {
+        let d = TestDaemon::start();
+        let name = format!("{}/{}/bb:1", reg.host(), client.name());
+        d.cli_ok(client, &["tag", "busybox", &name]);
+        let id = d.cli_ok(client, &["image", "inspect", "-f", "{{.Id}}", &name]);
+
+        let out = d.cli(client, &["push", &name]);
+        assert_success(&format!("{client:?} push"), &out);
+        let text = combined(&out);
+        assert!(
+            text.contains(&format!("The push refers to repository [{}", reg.host())),
+            "{client:?}: {text}"
+        );
+        let digest = text
+            .split_whitespace()
+            .skip_while(|w| *w != "digest:")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{client:?}: no digest in push output: {text}"))
+            .to_string();
+        assert!(digest.starts_with("sha256:"), "{client:?}: {text}");
+        // A second push skips every blob.
+        let again = combined(&d.cli(client, &["push", &name]));
+        assert!(
+            again.contains("Layer already exists"),
+            "{client:?}: {again}"
+        );
+
+        d.cli_ok(client, &["rmi", &name]);
+        let out = d.cli(client, &["pull", &name]);
+        assert_success(&format!("{client:?} pull"), &out);
+        let text = combined(&out);
+        assert!(text.contains("Pulling from"), "{client:?}: {text}");
+        assert!(
+            text.contains(&format!("Digest: {digest}")),
+            "{client:?}: {text}"
+        );
+        assert!(text.contains("Status: "), "{client:?}: {text}");
+        assert_eq!(
+            d.cli_ok(client, &["image", "inspect", "-f", "{{.Id}}", &name]),
+            id,
+            "{client:?}: same image id after the round trip"
+        );
+        let repo = name.trim_end_matches(":1");
+        assert!(
+            repo_digests(&d, &name).contains(&format!("{repo}@{digest}")),
+            "{client:?}: RepoDigests {:?}",
+            repo_digests(&d, &name)
+        );
+        // Pulling again: up to date.
+        let text = combined(&d.cli(client, &["pull", &name]));
+        assert!(text.contains("Image is up to date"), "{client:?}: {text}");
+
+        // By digest, and the pulled image runs.
+        let by_digest = format!("{repo}@{digest}");
+        d.cli_ok(client, &["rmi", &name]);
+        let out = d.cli(client, &["pull", &by_digest]);
+        assert_success(&format!("{client:?} pull by digest"), &out);
+        assert_eq!(
+            d.cli_ok(client, &["run", "--rm", &by_digest, "echo", "pulled"]),
+            "pulled"
+        );
+        // Pushing the pulled image again gives the same manifest digest.
+        d.cli_ok(client, &["tag", &by_digest, &name]);
+        let text = combined(&d.cli(client, &["push", &name]));
+        assert!(
+            text.contains(&format!("digest: {digest}")),
+            "{client:?}: {text}"
+        );
+    }
+}
+
+#[test]
+fn run_pulls_a_missing_image() {
+    let reg = Registry::start(None);
+    let seed = TestDaemon::start();
+    let name = format!("{}/seed/bb:run", reg.host());
+    seed.ok(&["tag", "busybox", &name]);
+    seed.ok(&["push", &name]);
+    for client in CLIENTS {
+        let d = TestDaemon::start_empty();
+        let out = d.cli(client, &["run", "--rm", &name, "echo", "hi"]);
+        assert_success(&format!("{client:?} run"), &out);
+        assert_eq!(stdout(&out).trim(), "hi", "{client:?}");
+        assert!(
+            stderr(&out).contains(&format!("Unable to find image '{name}' locally")),
+            "{client:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn pull_progress_on_the_api_stream() {
+    let reg = Registry::start(None);
+    let d = TestDaemon::start();
+    let name = format!("{}/api/bb", reg.host());
+    d.ok(&["tag", "busybox", &format!("{name}:2")]);
+    d.ok(&["push", &format!("{name}:2")]);
+    d.ok(&["rmi", &format!("{name}:2")]);
+    // busybox's layer stays in the content store: "Already exists". Pull into a fresh daemon.
+    let e = TestDaemon::start_empty();
+    let r = e.api(
+        "POST",
+        &format!("/images/create?fromImage={name}&tag=2"),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    for want in [
+        "\"Pulling from api/bb\"",
+        "Pulling fs layer",
+        "Verifying Checksum",
+        "Download complete",
+        "Pull complete",
+        "Status: Downloaded newer image for",
+    ] {
+        assert!(text.contains(want), "missing {want}: {text}");
+    }
+    let r = e.api(
+        "POST",
+        &format!("/images/create?fromImage={name}&tag=nope"),
+        None,
+    );
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(r.text().contains("manifest unknown"), "{}", r.text());
+}
+
+#[test]
+fn pull_errors_tag_not_found_unreachable_invalid() {
+    let reg = Registry::start(None);
+    let dead = free_port();
+    for client in CLIENTS {
+        let d = TestDaemon::start_empty();
+        let out = d.cli(client, &["pull", &format!("{}/none/x:nope", reg.host())]);
+        assert_ne!(code(&out), 0, "{client:?}");
+        assert!(
+            stderr(&out).contains("manifest unknown"),
+            "{client:?}: {}",
+            stderr(&out)
+        );
+        let out = d.cli(client, &["pull", &format!("127.0.0.1:{dead}/x:1")]);
+        assert_ne!(code(&out), 0, "{client:?}");
+        assert!(
+            stderr(&out).contains("connect") || stderr(&out).contains("refused"),
+            "{client:?}: {}",
+            stderr(&out)
+        );
+        let out = d.cli(client, &["pull", "Bad/Name"]);
+        assert_ne!(code(&out), 0, "{client:?}");
+        assert!(
+            stderr(&out).contains("invalid reference format"),
+            "{client:?}: {}",
+            stderr(&out)
+        );
+        let imgs = d.cli_ok(client, &["images", "-q"]);
+        assert!(imgs.is_empty(), "{client:?}: nothing stored: {imgs}");
+    }
+}
+
+#[test]
+fn corrupted_blob_is_rejected_and_nothing_is_tagged() {
+    let reg = Registry::start(None);
+    let seed = TestDaemon::start();
+    let name = format!("{}/bad/bb:1", reg.host());
+    seed.ok(&["tag", "busybox", &name]);
+    seed.ok(&["push", &name]);
+    let layers = seed
+        .api("GET", &format!("/images/{name}/json"), None)
+        .json()["RootFS"]["Layers"]
+        .clone();
+    assert!(layers.is_array());
+    // The blob of the (only) layer as the registry stores it.
+    let manifest = fs::read_dir(reg.dir.path().join("store/docker/registry/v2/blobs/sha256"))
+        .expect("registry blobs")
+        .flatten()
+        .flat_map(|e| fs::read_dir(e.path()).into_iter().flatten().flatten())
+        .map(|e| e.path().join("data"))
+        .filter(|p| fs::metadata(p).map(|m| m.len() > 10_000).unwrap_or(false))
+        .collect::<Vec<_>>();
+    assert_eq!(manifest.len(), 1, "one big layer blob: {manifest:?}");
+    let blob = &manifest[0];
+    let digest = format!(
+        "sha256:{}",
+        blob.parent()
+            .and_then(Path::file_name)
+            .and_then(|s| s.to_str())
+            .unwrap_or("")
+    );
+    assert_eq!(&reg.blob_path(&digest), blob);
+    let mut data = fs::read(blob).expect("read blob");
+    let mid = data.len() / 2;
+    data[mid] ^= 0xff;
+    fs::write(blob, &data).expect("corrupt blob");
+
+    for client in CLIENTS {
+        let d = TestDaemon::start_empty();
+        let out = d.cli(client, &["pull", &name]);
+        assert_ne!(code(&out), 0, "{client:?}: {}", combined(&out));
+        assert!(
+            combined(&out).contains("verification failed"),
+            "{client:?}: {}",
+            combined(&out)
+        );
+        assert!(d.cli_ok(client, &["images", "-q"]).is_empty(), "{client:?}");
+        let hex = digest.trim_start_matches("sha256:");
+        assert!(
+            !d.data_root()
+                .join("content/blobs/sha256")
+                .join(hex)
+                .exists(),
+            "{client:?}: the bad blob is not kept"
+        );
+    }
+}
+
+#[test]
+fn login_with_htpasswd_then_push_pull_logout() {
+    let reg = Registry::start(Some(("me", "s3cret")));
+    for client in CLIENTS {
+        let d = TestDaemon::start();
+        let cfg = d.dir.join("docker-config/config.json");
+        let name = format!("{}/{}/private:1", reg.host(), client.name());
+        d.cli_ok(client, &["tag", "busybox", &name]);
+
+        // Anonymous push is refused.
+        let out = with_config(&d, client, &["push", &name], None);
+        assert_ne!(code(&out), 0, "{client:?}: {}", combined(&out));
+        assert!(
+            combined(&out).contains("unauthorized"),
+            "{client:?}: {}",
+            combined(&out)
+        );
+
+        // A wrong password: 401, nothing stored.
+        let out = with_config(
+            &d,
+            client,
+            &["login", &reg.host(), "-u", "me", "--password-stdin"],
+            Some(b"wrong\n"),
+        );
+        assert_ne!(code(&out), 0, "{client:?}");
+        assert!(
+            stderr(&out).contains("401 Unauthorized"),
+            "{client:?}: {}",
+            stderr(&out)
+        );
+        let stored = fs::read_to_string(&cfg).unwrap_or_default();
+        assert!(!stored.contains(&reg.host()), "{client:?}: {stored}");
+
+        let out = with_config(
+            &d,
+            client,
+            &["login", &reg.host(), "-u", "me", "--password-stdin"],
+            Some(b"s3cret\n"),
+        );
+        assert_success(&format!("{client:?} login"), &out);
+        assert!(stdout(&out).contains("Login Succeeded"), "{client:?}");
+        let stored: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&cfg).expect("config.json")).expect("json");
+        assert_eq!(
+            stored["auths"][reg.host()]["auth"],
+            "bWU6czNjcmV0",
+            "{client:?}: base64 me:s3cret"
+        );
+
+        let out = with_config(&d, client, &["push", &name], None);
+        assert_success(&format!("{client:?} push with credentials"), &out);
+        assert_success(
+            &format!("{client:?} rmi"),
+            &with_config(&d, client, &["rmi", &name], None),
+        );
+        let out = with_config(&d, client, &["pull", &name], None);
+        assert_success(&format!("{client:?} pull with credentials"), &out);
+
+        let out = with_config(&d, client, &["logout", &reg.host()], None);
+        assert_success(&format!("{client:?} logout"), &out);
+        let stored = fs::read_to_string(&cfg).unwrap_or_default();
+        assert!(!stored.contains("bWU6czNjcmV0"), "{client:?}: {stored}");
+    }
+}
+
+#[test]
+fn search_a_private_registry_catalog() {
+    let reg = Registry::start(None);
+    let d = TestDaemon::start();
+    for n in ["busy/one:1", "other/two:1"] {
+        let name = format!("{}/{n}", reg.host());
+        d.ok(&["tag", "busybox", &name]);
+        d.ok(&["push", &name]);
+    }
+    for client in CLIENTS {
+        let out = d.cli_ok(
+            client,
+            &[
+                "search",
+                "--format",
+                "{{.Name}}",
+                &format!("{}/busy", reg.host()),
+            ],
+        );
+        assert_eq!(out, format!("{}/busy/one", reg.host()), "{client:?}");
+    }
+}

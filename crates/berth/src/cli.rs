@@ -171,6 +171,9 @@ pub enum Command {
     /// Manage images
     #[command(name = "image", subcommand)]
     ImageGroup(ImageManagement),
+    /// Manage volumes
+    #[command(name = "volume", subcommand)]
+    VolumeGroup(crate::volume::VolumeManagement),
     /// Manage berth
     #[command(name = "system", subcommand)]
     SystemGroup(SystemManagement),

@@ -21,6 +21,7 @@ mod pretty;
 mod reference;
 mod runtime_cmd;
 mod system;
+mod volume;
 
 use std::io::Write;
 
@@ -190,6 +191,7 @@ async fn dispatch(client: &Client, command: Command) -> anyhow::Result<i32> {
             system::info(client, a).await
         }
         Command::Version(a) => system::version(client, a).await,
+        Command::VolumeGroup(c) => volume::run(client, c).await,
         Command::Daemon(_) | Command::Runtime(_) => unreachable_entry(),
     }
 }

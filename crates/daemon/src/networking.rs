@@ -87,7 +87,6 @@ impl NetworkRecord {
 }
 
 pub struct Networks {
-    cfg: NetConfig,
     dir: PathBuf,
     table: String,
     /// Address pools for new networks: (base, size of each subnet).
@@ -172,7 +171,6 @@ impl Networks {
         }
         let s = Networks {
             table: nft::table_name(&cfg.bridge),
-            cfg,
             dir,
             pools,
             nets: Mutex::new(nets),
@@ -620,6 +618,27 @@ impl Networks {
         }
     }
 
+    /// `NetworkSettings` of a container's inspect: the top-level fields describe the default
+    /// bridge's endpoint, as Docker's do.
+    pub fn network_settings(&self, container_id: &str) -> Value {
+        let networks = self.settings(container_id);
+        let bridge = networks.get("bridge").cloned().unwrap_or(Value::Null);
+        let field = |k: &str| bridge.get(k).cloned().unwrap_or(json!(""));
+        json!({
+            "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "HairpinMode": false,
+            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": null,
+            "SecondaryIPv6Addresses": null,
+            "EndpointID": field("EndpointID"),
+            "Gateway": field("Gateway"),
+            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "IPAddress": field("IPAddress"),
+            "IPPrefixLen": bridge.get("IPPrefixLen").cloned().unwrap_or(json!(0)),
+            "IPv6Gateway": "",
+            "MacAddress": field("MacAddress"),
+            "Networks": networks,
+        })
+    }
+
     /// The container's networks as `NetworkSettings.Networks` reports them.
     pub fn settings(&self, container_id: &str) -> Value {
         let nets = self.lock();
@@ -715,11 +734,6 @@ impl Networks {
             "Options": options,
             "Labels": n.labels,
         })
-    }
-
-    /// The bridges this daemon made (for tests and cleanup tools).
-    pub fn default_bridge(&self) -> &str {
-        &self.cfg.bridge
     }
 }
 

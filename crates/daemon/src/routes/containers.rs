@@ -165,7 +165,7 @@ fn summary(d: &Shared, r: &ContainerRecord, size: bool) -> Value {
         "State": r.state.status.as_str(),
         "Status": lifecycle::status_text(r),
         "HostConfig": {"NetworkMode": r.host_config.network_mode.clone().unwrap_or_else(|| "bridge".into())},
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": {"Networks": d.networks.as_ref().map(|n| n.settings(&r.id)).unwrap_or_else(|| json!({}))},
         "Mounts": crate::mounts::inspect_list(&r.mounts),
     });
     if size {
@@ -253,13 +253,7 @@ pub fn inspect_value(d: &Shared, c: &Container) -> Value {
         },
         "Mounts": crate::mounts::inspect_list(&r.mounts),
         "Config": r.config,
-        "NetworkSettings": {
-            "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "HairpinMode": false,
-            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": null,
-            "SecondaryIPv6Addresses": null, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-            "Networks": {}
-        }
+        "NetworkSettings": d.networks.as_ref().map(|n| n.network_settings(&r.id)).unwrap_or_else(|| json!({}))
     })
 }
 

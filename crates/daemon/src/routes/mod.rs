@@ -4,6 +4,7 @@ pub mod archive;
 pub mod containers;
 pub mod exec;
 pub mod images;
+pub mod networks;
 pub mod registry;
 pub mod system;
 pub mod volumes;
@@ -70,6 +71,15 @@ pub fn router(d: Shared) -> Router {
                 .delete(images::dispatch),
         )
         .route("/commit", post(images::commit))
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route(
+            "/networks/{id}",
+            get(networks::inspect).delete(networks::remove),
+        )
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/volumes", get(volumes::list))
         .route("/volumes/create", post(volumes::create))
         .route("/volumes/prune", post(volumes::prune))

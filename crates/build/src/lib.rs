@@ -10,6 +10,7 @@
 //! It knows nothing of HTTP, containers or the daemon.
 
 pub mod dockerignore;
+pub mod executor;
 pub mod instructions;
 pub mod lint;
 pub mod parser;

@@ -174,6 +174,9 @@ pub enum Command {
     /// Manage volumes
     #[command(name = "volume", subcommand)]
     VolumeGroup(crate::volume::VolumeManagement),
+    /// Manage networks
+    #[command(name = "network", subcommand)]
+    NetworkGroup(crate::network::NetworkManagement),
     /// Manage berth
     #[command(name = "system", subcommand)]
     SystemGroup(SystemManagement),

@@ -16,6 +16,7 @@ mod filters;
 mod format;
 mod image;
 mod inspect;
+mod network;
 mod pipe;
 mod pretty;
 mod reference;
@@ -192,6 +193,7 @@ async fn dispatch(client: &Client, command: Command) -> anyhow::Result<i32> {
         }
         Command::Version(a) => system::version(client, a).await,
         Command::VolumeGroup(c) => volume::run(client, c).await,
+        Command::NetworkGroup(c) => network::run(client, c).await,
         Command::Daemon(_) | Command::Runtime(_) => unreachable_entry(),
     }
 }

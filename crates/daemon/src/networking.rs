@@ -7,12 +7,13 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::paths::write_atomic;
-use berth_network::{ipam, link, nft, Subnet};
+use berth_network::{dns, ipam, link, nft, Subnet};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::Mutex;
 
 /// Network options of `berth daemon`.
@@ -91,7 +92,9 @@ pub struct Networks {
     table: String,
     /// Address pools for new networks: (base, size of each subnet).
     pools: Vec<(Subnet, u8)>,
-    nets: Mutex<HashMap<String, NetworkRecord>>,
+    nets: Arc<Mutex<HashMap<String, NetworkRecord>>>,
+    /// DNS responders of user-defined networks, by network id.
+    dns: Mutex<HashMap<String, dns::Responder>>,
 }
 
 fn new_id() -> String {
@@ -173,7 +176,8 @@ impl Networks {
             table: nft::table_name(&cfg.bridge),
             dir,
             pools,
-            nets: Mutex::new(nets),
+            nets: Arc::new(Mutex::new(nets)),
+            dns: Mutex::new(HashMap::new()),
         };
         for n in s.lock().values() {
             s.persist(n);
@@ -182,6 +186,15 @@ impl Networks {
             }
         }
         s.refresh_rules()?;
+        let user: Vec<(String, Option<Ipv4Addr>)> = s
+            .lock()
+            .values()
+            .filter(|n| n.driver == "bridge" && !n.is_default_bridge())
+            .map(|n| (n.id.clone(), n.gateway))
+            .collect();
+        for (id, gw) in user {
+            s.start_dns(&id, gw);
+        }
         Ok(s)
     }
 
@@ -198,6 +211,28 @@ impl Networks {
                 }
             }
             Err(e) => tracing::warn!("saving network {}: {e}", n.name),
+        }
+    }
+
+    /// Answer names of network `id`'s containers on its gateway, port 53.
+    fn start_dns(&self, id: &str, gateway: Option<Ipv4Addr>) {
+        let Some(gw) = gateway else { return };
+        let nets = Arc::downgrade(&self.nets);
+        let nid = id.to_string();
+        let lookup: dns::Lookup = Arc::new(move |name: &str| {
+            let nets = nets.upgrade()?;
+            let nets = nets.lock().unwrap_or_else(|p| p.into_inner());
+            let n = nets.get(&nid)?;
+            resolve(n, name)
+        });
+        match dns::serve(gw, lookup) {
+            Ok(r) => {
+                self.dns
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id.to_string(), r);
+            }
+            Err(e) => tracing::warn!("DNS responder on {gw}:53: {e}"),
         }
     }
 
@@ -358,8 +393,10 @@ impl Networks {
             return Err(ApiError::internal(e.to_string()));
         }
         self.persist(&n);
+        let gw = n.gateway;
         nets.insert(id.clone(), n);
         drop(nets);
+        self.start_dns(&id, gw);
         if let Err(e) = self.refresh_rules() {
             tracing::warn!("nftables: {e}");
         }
@@ -391,6 +428,10 @@ impl Networks {
         }
         link::delete(&n.bridge).map_err(|e| ApiError::internal(e.to_string()))?;
         self.lock().remove(&n.id);
+        self.dns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&n.id);
         let _ = std::fs::remove_file(self.dir.join(format!("{}.json", n.id)));
         if let Err(e) = self.refresh_rules() {
             tracing::warn!("nftables: {e}");
@@ -488,7 +529,7 @@ impl Networks {
         container_id: &str,
         hostname: &str,
         pid: i64,
-    ) -> ApiResult<Vec<String>> {
+    ) -> ApiResult<(Vec<String>, Option<(Ipv4Addr, bool)>)> {
         let ids: Vec<String> = {
             let nets = self.lock();
             let mut v: Vec<&NetworkRecord> = nets
@@ -503,6 +544,12 @@ impl Networks {
             });
             v.iter().map(|n| n.id.clone()).collect()
         };
+        // The primary network's gateway, and whether its DNS responder serves the container.
+        let primary = ids.first().and_then(|id| {
+            let nets = self.lock();
+            let n = nets.get(id)?;
+            Some((n.gateway?, !n.is_default_bridge()))
+        });
         let mut hosts = Vec::new();
         for (i, nid) in ids.iter().enumerate() {
             match self.connect_one(container_id, nid, pid, i, i == 0) {
@@ -513,7 +560,7 @@ impl Networks {
                 }
             }
         }
-        Ok(hosts)
+        Ok((hosts, primary))
     }
 
     /// Connect a running container to one more network (network connect).
@@ -841,9 +888,29 @@ pub async fn setup(
     }
     let id = rec.id.clone();
     let hostname = crate::lifecycle::hostname_of(rec);
-    let hosts_path = d.paths.container_dir(&rec.id).join("hosts");
+    let dir = d.paths.container_dir(&rec.id);
+    let hosts_path = dir.join("hosts");
+    let custom_dns = rec.host_config.dns.as_ref().is_some_and(|v| !v.is_empty());
     tokio::task::spawn_blocking(move || -> ApiResult<()> {
-        let lines = nets.connect_all(&id, &hostname, pid)?;
+        let (mut lines, primary) = nets.connect_all(&id, &hostname, pid)?;
+        if let Some((gw, dns)) = primary {
+            // The host, from inside, as Docker Desktop and `--add-host …:host-gateway` name it.
+            lines.push(format!("{gw}\thost.docker.internal"));
+            if dns && !custom_dns {
+                let resolv = dir.join("resolv.conf");
+                let old = std::fs::read_to_string(&resolv).unwrap_or_default();
+                let mut new = format!("nameserver {gw}\n");
+                for l in old
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("nameserver"))
+                {
+                    new.push_str(l);
+                    new.push('\n');
+                }
+                new.push_str("options ndots:0\n");
+                std::fs::write(&resolv, new)?;
+            }
+        }
         if !lines.is_empty() {
             use std::io::Write;
             // In place: the file is bind-mounted into the container.
@@ -874,4 +941,19 @@ pub async fn forget(d: &crate::state::Daemon, id: &str) {
         let id = id.to_string();
         let _ = tokio::task::spawn_blocking(move || nets.leave_all(&id)).await;
     }
+}
+
+/// A name on network `n`: a container's name, alias or short id; host.docker.internal.
+fn resolve(n: &NetworkRecord, name: &str) -> Option<Ipv4Addr> {
+    let name = name.trim_end_matches('.');
+    if name == "host.docker.internal" {
+        return n.gateway;
+    }
+    n.members.iter().find_map(|(id, m)| {
+        let ep = m.endpoint.as_ref()?;
+        let hit = m.name.eq_ignore_ascii_case(name)
+            || m.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+            || (name.len() == 12 && id.starts_with(name));
+        hit.then_some(ep.ip)
+    })
 }

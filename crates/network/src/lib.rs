@@ -3,6 +3,7 @@
 //!
 //! It knows nothing of HTTP or containers' records: the daemon composes it.
 
+pub mod dns;
 pub mod ipam;
 pub mod link;
 pub mod nft;

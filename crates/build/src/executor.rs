@@ -281,6 +281,7 @@ pub fn build(
         out(&format!(" ---> {}\n", short(&img.id)));
         // Build args declared in this stage, and the env they see.
         let mut args: Vec<(String, String)> = Vec::new();
+        let mut dirty = false;
         for st in &stage.steps {
             step += 1;
             out(&format!("Step {step}/{total} : {}\n", st.original));
@@ -476,6 +477,7 @@ pub fn build(
                         Ok(mut new) => {
                             new.config = cfg.clone();
                             img = new;
+                            dirty = false;
                             out(&format!(" ---> {}\n", short(&img.id)));
                             continue;
                         }
@@ -614,16 +616,31 @@ pub fn build(
                     layer = Some(dir);
                 }
             }
+            let Some(l) = layer else {
+                // Metadata only: the config rides on the next layer or the final commit.
+                img.config = cfg;
+                dirty = true;
+                out(&format!(" ---> {}\n", short(&img.id)));
+                continue;
+            };
             let created_by = format!("/bin/sh -c #(nop) {}", st.original);
-            let r = exec.commit(&img, layer.as_deref(), &cfg, &created_by);
-            if let Some(l) = &layer {
-                let _ = std::fs::remove_dir_all(l);
-            }
+            let r = exec.commit(&img, Some(&l), &cfg, &created_by);
+            let _ = std::fs::remove_dir_all(&l);
             img = r.map_err(|m| BuildError {
                 message: m,
                 code: None,
             })?;
+            dirty = false;
             out(&format!(" ---> {}\n", short(&img.id)));
+        }
+        if dirty {
+            let cfg = img.config.clone();
+            img = exec
+                .commit(&img, None, &cfg, "/bin/sh -c #(nop) config")
+                .map_err(|m| BuildError {
+                    message: m,
+                    code: None,
+                })?;
         }
         built[si] = Some(img.clone());
         last = Some(img);
@@ -802,10 +819,13 @@ mod tests {
         assert!(text.ends_with(&format!("Successfully built {}\n", &id[7..19])));
         assert_eq!(log[0], "resolve busybox");
         assert!(
-            log[2].starts_with("run [\"/bin/sh\", \"-c\", \"echo $A\"]"),
+            log[1].starts_with("run [\"/bin/sh\", \"-c\", \"echo $A\"]"),
             "{log:?}"
         );
-        assert_eq!(log[3], "commit layer=[\"dst/f.txt=hello\"]");
+        assert_eq!(log[2], "commit layer=[\"dst/f.txt=hello\"]");
+        // WORKDIR and CMD after the last layer: one config-only commit.
+        assert_eq!(log[3], "commit layer=[]");
+        assert_eq!(log.len(), 4);
     }
 
     #[test]

@@ -435,3 +435,169 @@ fn search_a_private_registry_catalog() {
         assert_eq!(out, format!("{}/busy/one", reg.host()), "{client:?}");
     }
 }
+
+/// A `berth daemon` on `d`'s dirs and socket with extra flags (after `d.kill_daemon()`);
+/// killed by its PID on drop.
+struct FlaggedDaemon(Child);
+
+impl FlaggedDaemon {
+    fn start(d: &mut TestDaemon, extra: &[&str]) -> FlaggedDaemon {
+        d.kill_daemon();
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(d.log_path())
+            .expect("daemon log");
+        let child = Command::new(BERTH)
+            .arg("daemon")
+            .arg("--data-root")
+            .arg(d.data_root())
+            .arg("--exec-root")
+            .arg(d.exec_root())
+            .args(["-H", &d.host, "--bridge-name", &d.bridge_name()])
+            .arg("--bip")
+            .arg(format!("10.49.{}.1/24", d.net_slot))
+            .arg("--default-address-pool")
+            .arg(format!("base=10.{}.0.0/16,size=24", 50 + d.net_slot))
+            .args(extra)
+            .env_remove("BERTH_HOST")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn berth daemon");
+        let f = FlaggedDaemon(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while d.try_api("GET", "/_ping", None).map(|r| r.status).ok() != Some(200) {
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not start: {}",
+                d.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        f
+    }
+}
+
+impl Drop for FlaggedDaemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn registry_mirror_serves_docker_io_names() {
+    let reg = Registry::start(None);
+    let seed = TestDaemon::start();
+    let in_mirror = format!("{}/library/mirrored:1", reg.host());
+    seed.ok(&["tag", "busybox", &in_mirror]);
+    seed.ok(&["push", &in_mirror]);
+    for client in CLIENTS {
+        let mut d = TestDaemon::start_empty();
+        let mirror = format!("http://{}", reg.host());
+        let _daemon = FlaggedDaemon::start(&mut d, &["--registry-mirror", &mirror]);
+        let out = d.cli(client, &["pull", "mirrored:1"]);
+        assert_success(&format!("{client:?} pull through the mirror"), &out);
+        assert!(
+            combined(&out).contains("Pulling from library/mirrored"),
+            "{client:?}: {}",
+            combined(&out)
+        );
+        assert_eq!(
+            d.cli_ok(client, &["run", "--rm", "mirrored:1", "echo", "via-mirror"]),
+            "via-mirror"
+        );
+        // Not in the mirror: the origin is tried next, and its failure is reported.
+        let out = d.cli(client, &["pull", "not-in-mirror:1"]);
+        assert_ne!(code(&out), 0, "{client:?}");
+        assert!(
+            stderr(&out).contains("registry-1.docker.io"),
+            "{client:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+/// `PUT /v2/NAME/manifests/REF` on the test registry with a raw HTTP/1.1 request.
+fn put_manifest(reg: &Registry, name: &str, reference: &str, media_type: &str, body: &[u8]) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", reg.port)).expect("connect registry");
+    write!(
+        s,
+        "PUT /v2/{name}/manifests/{reference} HTTP/1.1\r\nHost: {}\r\nContent-Type: {media_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        reg.host(),
+        body.len()
+    )
+    .expect("write request");
+    s.write_all(body).expect("write body");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("read answer");
+    assert!(resp.starts_with("HTTP/1.1 201"), "PUT manifest: {resp}");
+}
+
+#[test]
+fn manifest_index_resolves_the_platform() {
+    let reg = Registry::start(None);
+    let seed = TestDaemon::start();
+    let single = format!("{}/multi/bb:single", reg.host());
+    seed.ok(&["tag", "busybox", &single]);
+    let out = seed.ok(&["push", &single]);
+    let digest = out
+        .split_whitespace()
+        .skip_while(|w| *w != "digest:")
+        .nth(1)
+        .expect("push digest")
+        .to_string();
+    let size = out
+        .split_whitespace()
+        .skip_while(|w| *w != "size:")
+        .nth(1)
+        .expect("push size")
+        .to_string();
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    let mt = "application/vnd.oci.image.manifest.v1+json";
+    let manifest = fs::read(reg.blob_path(&digest)).expect("manifest blob");
+    let mt_real = serde_json::from_slice::<serde_json::Value>(&manifest).expect("manifest json")
+        ["mediaType"]
+        .as_str()
+        .unwrap_or(mt)
+        .to_string();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": mt_real, "digest": digest, "size": size.parse::<u64>().expect("size"),
+             "platform": {"os": "linux", "architecture": arch}},
+        ]
+    });
+    put_manifest(
+        &reg,
+        "multi/bb",
+        "multi",
+        "application/vnd.oci.image.index.v1+json",
+        index.to_string().as_bytes(),
+    );
+    let name = format!("{}/multi/bb:multi", reg.host());
+    for client in CLIENTS {
+        let d = TestDaemon::start_empty();
+        let out = d.cli(client, &["pull", "--platform", "linux/s390x", &name]);
+        assert_ne!(code(&out), 0, "{client:?}");
+        assert!(
+            stderr(&out).contains("no matching manifest for linux/s390x"),
+            "{client:?}: {}",
+            stderr(&out)
+        );
+        let out = d.cli(client, &["pull", &name]);
+        assert_success(&format!("{client:?} pull of an index"), &out);
+        assert_eq!(
+            d.cli_ok(client, &["run", "--rm", &name, "echo", "indexed"]),
+            "indexed"
+        );
+    }
+}

@@ -180,6 +180,8 @@ pub enum Command {
     /// Manage berth
     #[command(name = "system", subcommand)]
     SystemGroup(SystemManagement),
+    /// Docker Compose: multi-container applications
+    Compose(crate::compose::ComposeArgs),
     /// Run the berth daemon
     Daemon(crate::daemon_cmd::DaemonArgs),
     /// The builtin OCI runtime, with runc's command line

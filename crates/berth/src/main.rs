@@ -9,6 +9,7 @@
 
 mod build;
 mod cli;
+mod compose;
 mod container;
 mod daemon_cmd;
 mod errors;
@@ -52,6 +53,7 @@ fn main() {
     let code = match cli.command {
         Command::Daemon(a) => finish(daemon_cmd::run(a), false),
         Command::Runtime(a) => finish(runtime_cmd::run(a), false),
+        Command::Compose(a) => finish(compose::run(&cli.host, a), false),
         command => run_client(&cli.host, command),
     };
     let _ = std::io::stdout().flush();
@@ -194,7 +196,7 @@ async fn dispatch(client: &Client, command: Command) -> anyhow::Result<i32> {
         Command::Version(a) => system::version(client, a).await,
         Command::VolumeGroup(c) => volume::run(client, c).await,
         Command::NetworkGroup(c) => network::run(client, c).await,
-        Command::Daemon(_) | Command::Runtime(_) => unreachable_entry(),
+        Command::Daemon(_) | Command::Runtime(_) | Command::Compose(_) => unreachable_entry(),
     }
 }
 

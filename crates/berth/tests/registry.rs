@@ -601,3 +601,71 @@ fn manifest_index_resolves_the_platform() {
         );
     }
 }
+
+/// A TCP proxy to the registry that cuts the first answer bigger than 64 KiB halfway
+/// (a registry dropping the connection mid-layer). Threads end when their sockets close.
+fn flaky_proxy(upstream: u16) -> u16 {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+    let port = l.local_addr().expect("proxy addr").port();
+    let cut = Arc::new(AtomicBool::new(false));
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut client) = c else { continue };
+            let Ok(mut up) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                continue;
+            };
+            let (mut c2, mut u2) = match (client.try_clone(), up.try_clone()) {
+                (Ok(a), Ok(b)) => (a, b),
+                _ => continue,
+            };
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c2, &mut u2);
+                let _ = u2.shutdown(std::net::Shutdown::Write);
+            });
+            let cut = cut.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16 * 1024];
+                let mut sent = 0usize;
+                loop {
+                    let n = match up.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if sent + n > 64 * 1024 && !cut.swap(true, Ordering::SeqCst) {
+                        let _ = client.shutdown(std::net::Shutdown::Both);
+                        break;
+                    }
+                    if client.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    sent += n;
+                }
+                let _ = client.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_dropped_connection_mid_layer_is_retried() {
+    let reg = Registry::start(None);
+    let seed = TestDaemon::start();
+    let name = format!("{}/flaky/bb:1", reg.host());
+    seed.ok(&["tag", "busybox", &name]);
+    seed.ok(&["push", &name]);
+    let proxy = flaky_proxy(reg.port);
+    let via = format!("127.0.0.1:{proxy}/flaky/bb:1");
+    let d = TestDaemon::start_empty();
+    let out = d.berth(&["pull", &via]);
+    assert_success("pull through a connection that drops once", &out);
+    assert!(
+        stdout(&out).contains("Retrying in"),
+        "the cut was seen and retried: {}",
+        stdout(&out)
+    );
+    assert_eq!(d.ok(&["run", "--rm", &via, "echo", "whole"]), "whole");
+}

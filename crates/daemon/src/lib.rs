@@ -11,6 +11,7 @@ mod changes;
 mod container;
 mod error;
 mod exec;
+mod health;
 mod hijack;
 mod lifecycle;
 mod logs;

@@ -549,6 +549,7 @@ pub(crate) async fn start_locked(d: &Shared, c: &Arc<Container>) -> ApiResult<bo
     c.lifecycle.send_modify(|l| l.running = true);
     d.save(c, false)?;
     monitor(d.clone(), c.clone());
+    crate::health::start(d, c);
     Ok(true)
 }
 
@@ -756,6 +757,7 @@ pub async fn remove(d: &Shared, c: &Arc<Container>, force: bool, volumes: bool) 
     d.remove_from_index(&rec.id);
     crate::networking::forget(d, &rec.id).await;
     crate::restart::reset(&rec.id);
+    crate::health::forget(&rec.id);
     let _ = d.execs.remove_for_container(&rec.id);
     let images = d.images.clone();
     let id = rec.id.clone();
@@ -834,6 +836,7 @@ pub async fn restore(d: &Shared) {
             Ok(v) if v.get("status").and_then(|s| s.as_str()) != Some("exited") => {
                 tracing::info!("re-adopted container {}", &rec.id[..12]);
                 monitor(d.clone(), c.clone());
+                crate::health::start(d, &c);
             }
             _ => {
                 let (code, finished) = read_exit_file(d, &rec.id).unwrap_or((255, None));
@@ -870,7 +873,10 @@ pub fn status_text(rec: &ContainerRecord) -> String {
             .unwrap_or_else(|_| "Less than a second".into())
     };
     match rec.state.status {
-        Status::Running => format!("Up {}", since(&rec.state.started_at)),
+        Status::Running => match crate::health::status_suffix(&rec.id) {
+            Some(h) => format!("Up {} {h}", since(&rec.state.started_at)),
+            None => format!("Up {}", since(&rec.state.started_at)),
+        },
         Status::Paused => format!("Up {} (Paused)", since(&rec.state.started_at)),
         Status::Restarting => format!(
             "Restarting ({}) {} ago",

@@ -215,7 +215,7 @@ pub fn inspect_value(d: &Shared, c: &Container) -> Value {
         }),
         None => Value::Null,
     };
-    json!({
+    let mut v = json!({
         "Id": r.id,
         "Created": r.created,
         "Path": r.path,
@@ -254,7 +254,11 @@ pub fn inspect_value(d: &Shared, c: &Container) -> Value {
         "Mounts": crate::mounts::inspect_list(&r.mounts),
         "Config": r.config,
         "NetworkSettings": d.networks.as_ref().map(|n| n.network_settings(&r.id)).unwrap_or_else(|| json!({}))
-    })
+    });
+    if let Some(h) = crate::health::inspect_json(&r.id) {
+        v["State"]["Health"] = h;
+    }
+    v
 }
 
 pub async fn inspect(State(d): State<Shared>, Path(id): Path<String>) -> ApiResult<Json<Value>> {

@@ -67,7 +67,9 @@ fn not_absolute(p: &str) -> String {
     format!("invalid mount path: '{p}' mount path must be absolute")
 }
 
-const PROPAGATIONS: &[&str] = &["shared", "rshared", "slave", "rslave", "private", "rprivate"];
+const PROPAGATIONS: &[&str] = &[
+    "shared", "rshared", "slave", "rslave", "private", "rprivate",
+];
 
 /// Docker's `ValidMountMode`: at most one of each kind, comma-separated.
 fn parse_mode(mode: &str) -> Option<ModeParts> {
@@ -134,7 +136,11 @@ pub fn parse_bind(raw: &str) -> ApiResult<MountPoint> {
     let Some(mp) = parse_mode(mode) else {
         return Err(ApiError::bad_request(format!("invalid mode: {mode}")));
     };
-    let typ = if source.starts_with('/') { "bind" } else { "volume" };
+    let typ = if source.starts_with('/') {
+        "bind"
+    } else {
+        "volume"
+    };
     let wrap = |e: ApiError| ApiError::bad_request(format!("{}: {}", invalid_spec(raw), e.message));
     if target.is_empty() {
         return Err(wrap(mount_cfg_err(typ, "field Target must not be empty")));
@@ -143,7 +149,9 @@ pub fn parse_bind(raw: &str) -> ApiResult<MountPoint> {
         return Err(wrap(mount_cfg_err(typ, not_absolute(target))));
     }
     if clean(target) == "/" {
-        return Err(ApiError::bad_request("invalid specification: destination can't be '/'"));
+        return Err(ApiError::bad_request(
+            "invalid specification: destination can't be '/'",
+        ));
     }
     let mut m = MountPoint {
         typ: typ.into(),
@@ -204,10 +212,16 @@ pub fn parse_mount(spec: &ApiMount) -> ApiResult<MountPoint> {
     match typ {
         "bind" => {
             if spec.volume_options.is_some() {
-                return Err(mount_cfg_err(typ, "field VolumeOptions must not be specified"));
+                return Err(mount_cfg_err(
+                    typ,
+                    "field VolumeOptions must not be specified",
+                ));
             }
             if spec.tmpfs_options.is_some() {
-                return Err(mount_cfg_err(typ, "field TmpfsOptions must not be specified"));
+                return Err(mount_cfg_err(
+                    typ,
+                    "field TmpfsOptions must not be specified",
+                ));
             }
             if source.is_empty() {
                 return Err(mount_cfg_err(typ, "field Source must not be empty"));
@@ -232,10 +246,16 @@ pub fn parse_mount(spec: &ApiMount) -> ApiResult<MountPoint> {
         }
         "volume" => {
             if spec.bind_options.is_some() {
-                return Err(mount_cfg_err(typ, "field BindOptions must not be specified"));
+                return Err(mount_cfg_err(
+                    typ,
+                    "field BindOptions must not be specified",
+                ));
             }
             if spec.tmpfs_options.is_some() {
-                return Err(mount_cfg_err(typ, "field TmpfsOptions must not be specified"));
+                return Err(mount_cfg_err(
+                    typ,
+                    "field TmpfsOptions must not be specified",
+                ));
             }
             if !source.is_empty() {
                 crate::volumes::valid_name(&source)?;
@@ -261,10 +281,16 @@ pub fn parse_mount(spec: &ApiMount) -> ApiResult<MountPoint> {
                 return Err(mount_cfg_err(typ, "field Source must not be specified"));
             }
             if spec.bind_options.is_some() {
-                return Err(mount_cfg_err(typ, "field BindOptions must not be specified"));
+                return Err(mount_cfg_err(
+                    typ,
+                    "field BindOptions must not be specified",
+                ));
             }
             if spec.volume_options.is_some() {
-                return Err(mount_cfg_err(typ, "field VolumeOptions must not be specified"));
+                return Err(mount_cfg_err(
+                    typ,
+                    "field VolumeOptions must not be specified",
+                ));
             }
             let mut opts = vec!["nosuid".to_string(), "nodev".into(), "noexec".into()];
             if let Some(t) = &spec.tmpfs_options {
@@ -435,15 +461,13 @@ fn resolve_inner(
                 mp.driver = vol.driver.clone();
                 mp.source = store.mountpoint(&vol.name).to_string_lossy().into_owned();
             }
-            "bind" if mp.create_source => {
-                if std::fs::symlink_metadata(&mp.source).is_err() {
-                    std::fs::create_dir_all(&mp.source).map_err(|e| {
-                        ApiError::internal(format!(
-                            "error while creating mount source path '{}': {e}",
-                            mp.source
-                        ))
-                    })?;
-                }
+            "bind" if mp.create_source && std::fs::symlink_metadata(&mp.source).is_err() => {
+                std::fs::create_dir_all(&mp.source).map_err(|e| {
+                    ApiError::internal(format!(
+                        "error while creating mount source path '{}': {e}",
+                        mp.source
+                    ))
+                })?;
             }
             _ => {}
         }
@@ -609,19 +633,48 @@ mod tests {
     #[test]
     fn binds() {
         let m = parse_bind("data:/app/data").unwrap();
-        assert_eq!((m.typ.as_str(), m.name.as_str(), m.mode.as_str(), m.rw), ("volume", "data", "z", true));
+        assert_eq!(
+            (m.typ.as_str(), m.name.as_str(), m.mode.as_str(), m.rw),
+            ("volume", "data", "z", true)
+        );
         let m = parse_bind("/src:/app/src:ro").unwrap();
-        assert_eq!((m.typ.as_str(), m.source.as_str(), m.rw, m.propagation.as_str()), ("bind", "/src", false, "rprivate"));
+        assert_eq!(
+            (
+                m.typ.as_str(),
+                m.source.as_str(),
+                m.rw,
+                m.propagation.as_str()
+            ),
+            ("bind", "/src", false, "rprivate")
+        );
         let m = parse_bind("/src:/x:ro,Z,rshared").unwrap();
         assert_eq!(m.propagation, "rshared");
         let m = parse_bind("/x").unwrap();
         assert!(m.anonymous);
-        assert_eq!(parse_bind("a:b:c:d").unwrap_err().message, "invalid volume specification: 'a:b:c:d'");
-        assert_eq!(parse_bind("/x:rw").unwrap_err().message, "invalid volume specification: '/x:rw'");
-        assert_eq!(parse_bind("/a:/b:bogus").unwrap_err().message, "invalid mode: bogus");
-        assert_eq!(parse_bind("/a:/b:ro,rw").unwrap_err().message, "invalid mode: ro,rw");
-        assert!(parse_bind("/a:rel").unwrap_err().message.contains("mount path must be absolute"));
-        assert!(parse_bind("rel/x:/b").unwrap_err().message.contains("includes invalid characters"));
+        assert_eq!(
+            parse_bind("a:b:c:d").unwrap_err().message,
+            "invalid volume specification: 'a:b:c:d'"
+        );
+        assert_eq!(
+            parse_bind("/x:rw").unwrap_err().message,
+            "invalid volume specification: '/x:rw'"
+        );
+        assert_eq!(
+            parse_bind("/a:/b:bogus").unwrap_err().message,
+            "invalid mode: bogus"
+        );
+        assert_eq!(
+            parse_bind("/a:/b:ro,rw").unwrap_err().message,
+            "invalid mode: ro,rw"
+        );
+        assert!(parse_bind("/a:rel")
+            .unwrap_err()
+            .message
+            .contains("mount path must be absolute"));
+        assert!(parse_bind("rel/x:/b")
+            .unwrap_err()
+            .message
+            .contains("includes invalid characters"));
     }
 
     #[test]
@@ -636,7 +689,10 @@ mod tests {
             ..Default::default()
         };
         let none = |_: &str| -> ApiResult<Vec<MountPoint>> { Ok(vec![]) };
-        assert_eq!(parse_all(&hc, None, &none).unwrap_err().message, "Duplicate mount point: /d");
+        assert_eq!(
+            parse_all(&hc, None, &none).unwrap_err().message,
+            "Duplicate mount point: /d"
+        );
         let hc = HostConfig {
             binds: Some(vec!["/tmp:/d".into()]),
             ..Default::default()
@@ -655,7 +711,13 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink("/etc", tmp.path().join("link")).unwrap();
         std::os::unix::fs::symlink("../../../..", tmp.path().join("up")).unwrap();
-        assert_eq!(in_root(tmp.path(), Path::new("/link/x")), tmp.path().join("etc/x"));
-        assert_eq!(in_root(tmp.path(), Path::new("/up/etc")), tmp.path().join("etc"));
+        assert_eq!(
+            in_root(tmp.path(), Path::new("/link/x")),
+            tmp.path().join("etc/x")
+        );
+        assert_eq!(
+            in_root(tmp.path(), Path::new("/up/etc")),
+            tmp.path().join("etc")
+        );
     }
 }

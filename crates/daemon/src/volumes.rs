@@ -157,12 +157,17 @@ impl VolumeStore {
                 "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
             )));
         }
+        let mut labels = labels;
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => {
                 valid_name(n)?;
                 n.to_string()
             }
-            None => hex::encode(rand::random::<[u8; 32]>()),
+            None => {
+                // As moby's volume service: a volume created without a name is anonymous.
+                labels.entry(ANONYMOUS_LABEL.into()).or_default();
+                hex::encode(rand::random::<[u8; 32]>())
+            }
         };
         for k in options.keys() {
             if !matches!(k.as_str(), "type" | "device" | "o" | "size") {
@@ -184,7 +189,8 @@ impl VolumeStore {
         };
         let dir = self.dir(&name);
         std::fs::create_dir_all(dir.join("_data"))?;
-        let data = serde_json::to_vec_pretty(&vol).map_err(|e| ApiError::internal(e.to_string()))?;
+        let data =
+            serde_json::to_vec_pretty(&vol).map_err(|e| ApiError::internal(e.to_string()))?;
         if let Err(e) = write_atomic(&dir.join("volume.json"), &data, true) {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e.into());
@@ -280,10 +286,7 @@ fn dir_size(p: &Path) -> u64 {
 /// Whether `p` is a mount point (its device differs from its parent's).
 pub fn is_mountpoint(p: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    let (Ok(a), Some(Ok(b))) = (
-        std::fs::metadata(p),
-        p.parent().map(std::fs::metadata),
-    ) else {
+    let (Ok(a), Some(Ok(b))) = (std::fs::metadata(p), p.parent().map(std::fs::metadata)) else {
         return false;
     };
     a.dev() != b.dev()
@@ -298,7 +301,10 @@ mod tests {
         assert!(valid_name("data").is_ok());
         assert!(valid_name("a.b-c_d").is_ok());
         assert!(valid_name("a").is_err());
-        assert!(valid_name("a/b").unwrap_err().message.contains("includes invalid characters"));
+        assert!(valid_name("a/b")
+            .unwrap_err()
+            .message
+            .contains("includes invalid characters"));
         assert!(valid_name(".x").is_err());
     }
 
@@ -309,13 +315,19 @@ mod tests {
         let s = VolumeStore::open(root.clone()).unwrap();
         let mut labels = BTreeMap::new();
         labels.insert("a".to_string(), "b".to_string());
-        let v = s.create(Some("data"), None, labels, BTreeMap::new()).unwrap();
+        let v = s
+            .create(Some("data"), None, labels, BTreeMap::new())
+            .unwrap();
         assert_eq!(v.driver, "local");
         std::fs::write(s.mountpoint("data").join("f"), b"x").unwrap();
         // Same name again: unchanged.
-        let again = s.create(Some("data"), None, BTreeMap::new(), BTreeMap::new()).unwrap();
+        let again = s
+            .create(Some("data"), None, BTreeMap::new(), BTreeMap::new())
+            .unwrap();
         assert_eq!(again.labels.get("a").map(String::as_str), Some("b"));
-        let anon = s.create(None, None, BTreeMap::new(), BTreeMap::new()).unwrap();
+        let anon = s
+            .create(None, None, BTreeMap::new(), BTreeMap::new())
+            .unwrap();
         assert_eq!(anon.name.len(), 64);
         drop(s);
         let s = VolumeStore::open(root).unwrap();

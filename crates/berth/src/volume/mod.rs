@@ -122,9 +122,10 @@ async fn create(client: &Client, a: CreateArgs) -> anyhow::Result<i32> {
         (Some(n), Some(f)) if n != f => {
             return Err(ExitStatus {
                 code: 1,
-                message: Some(format!(
+                message: Some(
                     "conflicting options: cannot specify a volume-name through both --name and as a positional arg"
-                )),
+                        .into(),
+                ),
             }
             .into())
         }

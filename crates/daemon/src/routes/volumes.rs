@@ -62,7 +62,7 @@ fn filtered(
             }
         }
         if let Some(drivers) = filters.get("driver") {
-            if !drivers.iter().any(|x| *x == v.driver) {
+            if !drivers.contains(&v.driver) {
                 continue;
             }
         }
@@ -84,7 +84,11 @@ fn filtered(
 /// `GET /volumes`.
 pub async fn list(State(d): State<Shared>, Query(q): Query<FilterQuery>) -> ApiResult<Json<Value>> {
     let filters = parse_filters(q.filters.as_deref()).map_err(ApiError::bad_request)?;
-    let vols = filtered(&d, &filters, &["dangling", "name", "label", "label!", "driver"])?;
+    let vols = filtered(
+        &d,
+        &filters,
+        &["dangling", "name", "label", "label!", "driver"],
+    )?;
     let list: Vec<Value> = vols.iter().map(|v| d.volumes.to_json(v)).collect();
     Ok(Json(json!({"Volumes": list, "Warnings": []})))
 }
@@ -163,7 +167,10 @@ pub async fn remove(
 }
 
 /// `POST /volumes/prune`: unused anonymous volumes; with the `all` filter, every unused volume.
-pub async fn prune(State(d): State<Shared>, Query(q): Query<FilterQuery>) -> ApiResult<Json<Value>> {
+pub async fn prune(
+    State(d): State<Shared>,
+    Query(q): Query<FilterQuery>,
+) -> ApiResult<Json<Value>> {
     let mut filters = parse_filters(q.filters.as_deref()).map_err(ApiError::bad_request)?;
     let all = match filters.remove("all").and_then(|v| v.into_iter().next()) {
         Some(s) => truthy(&s)?,
@@ -193,5 +200,7 @@ pub async fn prune(State(d): State<Shared>, Query(q): Query<FilterQuery>) -> Api
             deleted.push(v.name);
         }
     }
-    Ok(Json(json!({"VolumesDeleted": deleted, "SpaceReclaimed": reclaimed})))
+    Ok(Json(
+        json!({"VolumesDeleted": deleted, "SpaceReclaimed": reclaimed}),
+    ))
 }

@@ -82,3 +82,65 @@ fn config_resolves_env_files_profiles_and_formats() {
     assert_ne!(code(&out), 0);
     assert!(stderr(&out).contains("set DB_PASS"), "{}", stderr(&out));
 }
+
+#[test]
+fn up_ps_down_through_the_api() {
+    let d = TestDaemon::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("app");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  db:\n    image: busybox\n    command: sleep 1000\n    stop_grace_period: 1s\n    restart: always\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n      interval: 200ms\n  web:\n    image: busybox\n    command: [\"sleep\", \"1000\"]\n    stop_grace_period: 1s\n    depends_on:\n      db:\n        condition: service_started\n    labels:\n      tier: front\n",
+    )
+    .expect("write compose.yaml");
+    let run = |args: &[&str]| {
+        let mut c = d.berth_cmd(&[]);
+        c.arg("compose").args(args).current_dir(&dir);
+        run_bounded(c, None, COMMAND_TIMEOUT)
+    };
+    let out = run(&["up", "-d"]);
+    assert_success("compose up -d", &out);
+    let v = d.inspect("app-db-1");
+    assert_eq!(v["State"]["Running"], true);
+    assert_eq!(v["Config"]["Labels"]["com.docker.compose.project"], "app");
+    assert_eq!(v["Config"]["Labels"]["com.docker.compose.service"], "db");
+    assert_eq!(v["HostConfig"]["RestartPolicy"]["Name"], "always");
+    assert_eq!(
+        v["Config"]["Healthcheck"]["Test"],
+        serde_json::json!(["CMD", "true"])
+    );
+    let w = d.inspect("app-web-1");
+    assert_eq!(w["Config"]["Labels"]["tier"], "front");
+    assert_eq!(w["Config"]["Cmd"], serde_json::json!(["sleep", "1000"]));
+    let id_before = w["Id"].clone();
+
+    // Up again with nothing changed leaves the containers alone.
+    let out = run(&["up", "-d"]);
+    assert_success("compose up -d (again)", &out);
+    assert_eq!(d.inspect("app-web-1")["Id"], id_before);
+
+    let out = run(&["ps"]);
+    assert_success("compose ps", &out);
+    let ps = stdout(&out);
+    assert!(ps.contains("app-db-1") && ps.contains("app-web-1"), "{ps}");
+
+    // A container of another project is never touched by down.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "other",
+        "--label",
+        "com.docker.compose.project=zzz",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let out = run(&["down"]);
+    assert_success("compose down", &out);
+    assert_eq!(d.api("GET", "/containers/app-db-1/json", None).status, 404);
+    assert_eq!(d.api("GET", "/containers/app-web-1/json", None).status, 404);
+    assert_eq!(d.inspect("other")["State"]["Running"], true);
+    d.ok(&["rm", "-f", "other"]);
+}

@@ -7,6 +7,7 @@
 // The Engine API's JSON answers are large `json!` literals.
 #![recursion_limit = "256"]
 
+mod builder;
 mod changes;
 mod container;
 mod error;

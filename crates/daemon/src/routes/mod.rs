@@ -1,6 +1,7 @@
 //! The Engine API router: versioned and unversioned paths, Docker's headers on every answer.
 
 pub mod archive;
+pub mod build;
 pub mod containers;
 pub mod exec;
 pub mod images;
@@ -71,6 +72,7 @@ pub fn router(d: Shared) -> Router {
                 .delete(images::dispatch),
         )
         .route("/commit", post(images::commit))
+        .route("/build", post(build::build))
         .route("/networks", get(networks::list))
         .route("/networks/create", post(networks::create))
         .route("/networks/prune", post(networks::prune))

@@ -35,6 +35,18 @@ pub struct Endpoint {
     pub mac: String,
     pub host_if: String,
     pub ifname: String,
+    /// Ports published to this endpoint (on the primary network only).
+    #[serde(default)]
+    pub ports: Vec<Published>,
+}
+
+/// One published port: `host_ip:host_port` → `container_port/proto`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Published {
+    pub proto: String,
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub container_port: u16,
 }
 
 /// A container's membership of a network.
@@ -250,7 +262,22 @@ impl Networks {
                 })
             })
             .collect();
-        nft::apply(&self.table, &rules, &[])?;
+        let ports: Vec<nft::PortRule> = self
+            .lock()
+            .values()
+            .flat_map(|n| n.members.values())
+            .filter_map(|m| m.endpoint.as_ref())
+            .flat_map(|ep| {
+                ep.ports.iter().map(|p| nft::PortRule {
+                    proto: p.proto.clone(),
+                    host_ip: p.host_ip,
+                    host_port: p.host_port,
+                    container_ip: ep.ip,
+                    container_port: p.container_port,
+                })
+            })
+            .collect();
+        nft::apply(&self.table, &rules, &ports)?;
         Ok(())
     }
 
@@ -614,6 +641,7 @@ impl Networks {
                 mac: ipam::mac_for(ip),
                 host_if: link::veth_name(&format!("{container_id}/{network_id}")),
                 ifname: format!("eth{index}"),
+                ports: Vec::new(),
             };
             let link_ep = link::Endpoint {
                 host_if: ep.host_if.clone(),
@@ -652,6 +680,7 @@ impl Networks {
 
     /// Tear down every endpoint of a container (at exit); memberships stay.
     pub fn release(&self, container_id: &str) {
+        let mut had_ports = false;
         let mut nets = self.lock();
         for n in nets.values_mut() {
             if let Some(ep) = n
@@ -661,8 +690,105 @@ impl Networks {
             {
                 let _ = link::detach(&ep.host_if);
                 self.persist(n);
+                had_ports |= !ep.ports.is_empty();
             }
         }
+        drop(nets);
+        if had_ports {
+            if let Err(e) = self.refresh_rules() {
+                tracing::warn!("nftables: {e}");
+            }
+        }
+    }
+
+    /// Publish `bindings` (from HostConfig.PortBindings and -P) on the container's primary
+    /// endpoint. Host ports in use are refused with Docker's message; nothing is kept then.
+    pub fn publish(&self, container_id: &str, wanted: Vec<Published>) -> ApiResult<()> {
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let mut taken: Vec<(String, u16)> = self
+            .lock()
+            .values()
+            .flat_map(|n| n.members.values())
+            .filter_map(|m| m.endpoint.as_ref())
+            .flat_map(|ep| ep.ports.iter().map(|p| (p.proto.clone(), p.host_port)))
+            .collect();
+        let mut out = Vec::new();
+        for mut p in wanted {
+            let ip = p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+            if p.host_port == 0 {
+                p.host_port = free_port(&p.proto, ip)?;
+            } else if taken.contains(&(p.proto.clone(), p.host_port))
+                || !port_free(&p.proto, ip, p.host_port)
+            {
+                return Err(ApiError::internal(format!(
+                    "driver failed programming external connectivity on endpoint: Bind for {ip}:{} failed: port is already allocated",
+                    p.host_port
+                )));
+            }
+            taken.push((p.proto.clone(), p.host_port));
+            out.push(p);
+        }
+        {
+            let mut nets = self.lock();
+            let mut primary: Vec<&mut NetworkRecord> = nets
+                .values_mut()
+                .filter(|n| {
+                    n.members
+                        .get(container_id)
+                        .is_some_and(|m| m.endpoint.is_some())
+                })
+                .collect();
+            primary.sort_by(|a, b| {
+                b.is_default_bridge()
+                    .cmp(&a.is_default_bridge())
+                    .then(a.created.cmp(&b.created))
+            });
+            if let Some(n) = primary.into_iter().next() {
+                if let Some(ep) = n
+                    .members
+                    .get_mut(container_id)
+                    .and_then(|m| m.endpoint.as_mut())
+                {
+                    ep.ports = out;
+                }
+                let n: &NetworkRecord = n;
+                self.persist(n);
+            }
+        }
+        self.refresh_rules()
+            .map_err(|e| ApiError::internal(format!("publishing ports: {e}")))
+    }
+
+    /// `NetworkSettings.Ports`: every exposed port, with its bindings while running.
+    pub fn ports_value(&self, container_id: &str, exposed: &[String]) -> Value {
+        let mut out = serde_json::Map::new();
+        for e in exposed {
+            out.insert(e.clone(), Value::Null);
+        }
+        for n in self.lock().values() {
+            if let Some(ep) = n
+                .members
+                .get(container_id)
+                .and_then(|m| m.endpoint.as_ref())
+            {
+                for p in &ep.ports {
+                    let key = format!("{}/{}", p.container_port, p.proto);
+                    let entry = out.entry(key).or_insert_with(|| json!([]));
+                    if entry.is_null() {
+                        *entry = json!([]);
+                    }
+                    if let Some(a) = entry.as_array_mut() {
+                        a.push(json!({
+                            "HostIp": p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED).to_string(),
+                            "HostPort": p.host_port.to_string(),
+                        }));
+                    }
+                }
+            }
+        }
+        Value::Object(out)
     }
 
     /// `NetworkSettings` of a container's inspect: the top-level fields describe the default
@@ -672,7 +798,7 @@ impl Networks {
         let bridge = networks.get("bridge").cloned().unwrap_or(Value::Null);
         let field = |k: &str| bridge.get(k).cloned().unwrap_or(json!(""));
         json!({
-            "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "HairpinMode": false,
+            "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": self.ports_value(container_id, &[]), "HairpinMode": false,
             "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": null,
             "SecondaryIPv6Addresses": null,
             "EndpointID": field("EndpointID"),
@@ -891,8 +1017,13 @@ pub async fn setup(
     let dir = d.paths.container_dir(&rec.id);
     let hosts_path = dir.join("hosts");
     let custom_dns = rec.host_config.dns.as_ref().is_some_and(|v| !v.is_empty());
+    let wanted = wanted_ports(rec)?;
     tokio::task::spawn_blocking(move || -> ApiResult<()> {
         let (mut lines, primary) = nets.connect_all(&id, &hostname, pid)?;
+        if let Err(e) = nets.publish(&id, wanted) {
+            nets.release(&id);
+            return Err(e);
+        }
         if let Some((gw, dns)) = primary {
             // The host, from inside, as Docker Desktop and `--add-host …:host-gateway` name it.
             lines.push(format!("{gw}\thost.docker.internal"));
@@ -956,4 +1087,81 @@ fn resolve(n: &NetworkRecord, name: &str) -> Option<Ipv4Addr> {
             || (name.len() == 12 && id.starts_with(name));
         hit.then_some(ep.ip)
     })
+}
+
+fn port_free(proto: &str, ip: Ipv4Addr, port: u16) -> bool {
+    let addr = std::net::SocketAddr::from((ip, port));
+    if proto == "udp" {
+        std::net::UdpSocket::bind(addr).is_ok()
+    } else {
+        std::net::TcpListener::bind(addr).is_ok()
+    }
+}
+
+/// A free port of the host's ephemeral range, as the kernel picks it.
+fn free_port(proto: &str, ip: Ipv4Addr) -> ApiResult<u16> {
+    let addr = std::net::SocketAddr::from((ip, 0));
+    let port = if proto == "udp" {
+        std::net::UdpSocket::bind(addr).and_then(|s| s.local_addr())
+    } else {
+        std::net::TcpListener::bind(addr).and_then(|s| s.local_addr())
+    };
+    port.map(|a| a.port())
+        .map_err(|e| ApiError::internal(format!("no free host port: {e}")))
+}
+
+/// The ports to publish for a container: HostConfig.PortBindings, plus with -P every
+/// exposed port on a random host port.
+pub fn wanted_ports(rec: &crate::container::ContainerRecord) -> ApiResult<Vec<Published>> {
+    let mut out = Vec::new();
+    let parse_key = |k: &str| -> ApiResult<(u16, String)> {
+        let (port, proto) = k.split_once('/').unwrap_or((k, "tcp"));
+        let port: u16 = port
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid port specification: {k:?}")))?;
+        if !matches!(proto, "tcp" | "udp") {
+            return Err(ApiError::bad_request(format!("invalid proto: {proto}")));
+        }
+        Ok((port, proto.to_string()))
+    };
+    let bindings = rec.host_config.port_bindings.clone().unwrap_or_default();
+    for (k, list) in &bindings {
+        let (cport, proto) = parse_key(k)?;
+        for b in list.clone().unwrap_or_default() {
+            let host_ip = match b.host_ip.as_deref().filter(|s| !s.is_empty()) {
+                Some(ip) => Some(
+                    ip.parse::<Ipv4Addr>()
+                        .map_err(|_| ApiError::bad_request(format!("invalid IP address: {ip}")))?,
+                ),
+                None => None,
+            };
+            let host_port = match b.host_port.as_deref().filter(|s| !s.is_empty()) {
+                Some(p) => p.parse::<u16>().map_err(|_| {
+                    ApiError::bad_request(format!("invalid port specification: {p:?}"))
+                })?,
+                None => 0,
+            };
+            out.push(Published {
+                proto: proto.clone(),
+                host_ip,
+                host_port,
+                container_port: cport,
+            });
+        }
+    }
+    if rec.host_config.publish_all_ports == Some(true) {
+        for k in rec.config.exposed_ports.clone().unwrap_or_default().keys() {
+            if bindings.contains_key(k) {
+                continue;
+            }
+            let (cport, proto) = parse_key(k)?;
+            out.push(Published {
+                proto,
+                host_ip: None,
+                host_port: 0,
+                container_port: cport,
+            });
+        }
+    }
+    Ok(out)
 }

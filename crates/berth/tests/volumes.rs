@@ -601,3 +601,50 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+#[test]
+fn local_driver_mount_options_and_user_mounts_over_managed_files() {
+    for client in CLIENTS {
+        let d = TestDaemon::start();
+        let c = |args: &[&str]| d.cli_ok(client, args);
+        c(&[
+            "volume",
+            "create",
+            "-d",
+            "local",
+            "-o",
+            "type=tmpfs",
+            "-o",
+            "device=tmpfs",
+            "-o",
+            "o=size=1m",
+            "tv",
+        ]);
+        let ins = d.api("GET", "/volumes/tv", None).json();
+        assert_eq!(ins["Options"]["type"], "tmpfs");
+        let out = c(&[
+            "run",
+            "--rm",
+            "-v",
+            "tv:/t",
+            "busybox",
+            "sh",
+            "-c",
+            "echo x > /t/f && grep ' /t ' /proc/mounts | cut -d' ' -f3",
+        ]);
+        assert_eq!(out, "tmpfs", "{client:?}: the volume is the tmpfs");
+        let host_data = d.data_root().join("volumes/tv/_data");
+        assert_eq!(std::fs::read_to_string(host_data.join("f")).unwrap(), "x\n");
+        c(&["volume", "rm", "tv"]);
+        assert!(!d.data_root().join("volumes/tv").exists());
+
+        // A bind over /etc/hosts replaces the daemon's file.
+        let hosts = d.data_root().join("myhosts");
+        std::fs::write(&hosts, "10.1.2.3 custom\n").unwrap();
+        let spec = format!("{}:/etc/hosts:ro", hosts.display());
+        assert_eq!(
+            c(&["run", "--rm", "-v", &spec, "busybox", "cat", "/etc/hosts"]),
+            "10.1.2.3 custom"
+        );
+    }
+}

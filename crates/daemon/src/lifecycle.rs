@@ -367,6 +367,11 @@ pub fn hostname_of(rec: &ContainerRecord) -> String {
         .unwrap_or_else(|| rec.id[..12].to_string())
 }
 
+/// The daemon-managed file for `dest`, unless one of the container's mounts targets it.
+fn managed_file(rec: &ContainerRecord, dest: &str, file: PathBuf) -> Option<PathBuf> {
+    (!rec.mounts.iter().any(|m| m.destination == dest)).then_some(file)
+}
+
 /// Build the OCI spec for a container from its record.
 fn spec_options(d: &Daemon, rec: &ContainerRecord, rootfs: PathBuf) -> SpecOptions {
     let hc = &rec.host_config;
@@ -391,9 +396,10 @@ fn spec_options(d: &Daemon, rec: &ContainerRecord, rootfs: PathBuf) -> SpecOptio
         hostname: hostname_of(rec),
         domainname: rec.config.domainname.clone().unwrap_or_default(),
         terminal: rec.config.tty.unwrap_or(false),
-        hosts_file: Some(dir.join("hosts")),
-        hostname_file: Some(dir.join("hostname")),
-        resolv_conf: Some(dir.join("resolv.conf")),
+        // A user's mount on one of these files replaces the daemon's (as Docker).
+        hosts_file: managed_file(rec, "/etc/hosts", dir.join("hosts")),
+        hostname_file: managed_file(rec, "/etc/hostname", dir.join("hostname")),
+        resolv_conf: managed_file(rec, "/etc/resolv.conf", dir.join("resolv.conf")),
         extra_mounts: crate::mounts::oci_mounts(&rec.mounts),
         privileged: hc.privileged.unwrap_or(false),
         read_only: hc.readonly_rootfs.unwrap_or(false),

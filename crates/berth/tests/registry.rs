@@ -669,3 +669,67 @@ fn a_dropped_connection_mid_layer_is_retried() {
     );
     assert_eq!(d.ok(&["run", "--rm", &via, "echo", "whole"]), "whole");
 }
+
+#[test]
+fn a_credential_helper_is_honoured() {
+    use std::os::unix::fs::PermissionsExt;
+    let reg = Registry::start(Some(("me", "s3cret")));
+    for client in CLIENTS {
+        let d = TestDaemon::start();
+        let bin = d.dir.join("helper-bin");
+        fs::create_dir_all(&bin).expect("helper dir");
+        let helper = bin.join("docker-credential-berthtest");
+        fs::write(
+            &helper,
+            r#"#!/bin/sh
+f="$(dirname "$0")/store.json"
+case "$1" in
+  store) cat > "$f" ;;
+  get) read server
+       if [ -f "$f" ]; then cat "$f"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+  erase) rm -f "$f" ;;
+esac
+"#,
+        )
+        .expect("write helper");
+        fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).expect("chmod helper");
+        let cfg = d.dir.join("docker-config/config.json");
+        fs::write(&cfg, r#"{"credsStore": "berthtest"}"#).expect("config");
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let run = |args: &[&str], input: Option<&[u8]>| {
+            let mut c = d.cli_cmd(client, args);
+            c.env("BERTH_CONFIG", d.dir.join("docker-config"))
+                .env("DOCKER_CONFIG", d.dir.join("docker-config"))
+                .env("PATH", &path);
+            run_bounded(c, input, COMMAND_TIMEOUT)
+        };
+        let out = run(
+            &["login", &reg.host(), "-u", "me", "--password-stdin"],
+            Some(b"s3cret\n"),
+        );
+        assert_success(&format!("{client:?} login through the helper"), &out);
+        let stored = fs::read_to_string(bin.join("store.json")).expect("the helper stored");
+        assert!(stored.contains("s3cret"), "{client:?}: {stored}");
+        assert!(
+            !fs::read_to_string(&cfg)
+                .unwrap_or_default()
+                .contains("s3cret"),
+            "{client:?}: nothing in config.json"
+        );
+        let name = format!("{}/helper/bb:1", reg.host());
+        d.cli_ok(client, &["tag", "busybox", &name]);
+        assert_success(
+            &format!("{client:?} push with the helper's credentials"),
+            &run(&["push", &name], None),
+        );
+        assert_success(
+            &format!("{client:?} logout"),
+            &run(&["logout", &reg.host()], None),
+        );
+        assert!(!bin.join("store.json").exists(), "{client:?}: erased");
+    }
+}

@@ -55,18 +55,63 @@ pub fn server_key(domain: &str) -> String {
     }
 }
 
+/// The credential helper configured for `key` (`credHelpers.<key>`, else `credsStore`).
+pub fn helper_for(cfg: &Value, key: &str) -> Option<String> {
+    cfg["credHelpers"][key]
+        .as_str()
+        .or_else(|| cfg["credsStore"].as_str())
+        .filter(|h| !h.is_empty())
+        .map(str::to_string)
+}
+
+/// Runs `docker-credential-<helper> <action>` with `input` on stdin; returns its stdout.
+pub fn run_helper(helper: &str, action: &str, input: &str) -> anyhow::Result<String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let prog = format!("docker-credential-{helper}");
+    let mut child = Command::new(&prog)
+        .arg(action)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running the credential helper {prog}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    anyhow::ensure!(
+        out.status.success(),
+        "error getting credentials - err: {prog} {action}: {text}"
+    );
+    Ok(text)
+}
+
+/// Stored credentials for `key`: from the credential helper, else from `auths`.
+pub fn credentials(key: &str) -> Option<(String, String)> {
+    let cfg = load_config();
+    if let Some(h) = helper_for(&cfg, key) {
+        let out = run_helper(&h, "get", key).ok()?;
+        let v: Value = serde_json::from_str(&out).ok()?;
+        return Some((
+            v["Username"].as_str()?.to_string(),
+            v["Secret"].as_str()?.to_string(),
+        ));
+    }
+    let pair = cfg["auths"][key]["auth"]
+        .as_str()
+        .and_then(|a| base64::engine::general_purpose::STANDARD.decode(a).ok())
+        .and_then(|b| String::from_utf8(b).ok())?;
+    let (u, p) = pair.split_once(':').unwrap_or((pair.as_str(), ""));
+    Some((u.to_string(), p.to_string()))
+}
+
 /// The base64url `X-Registry-Auth` value for `domain` ("e30=" = "{}" when none stored).
 pub fn registry_auth_header(domain: &str) -> String {
     let key = server_key(domain);
-    let cfg = load_config();
-    let stored = cfg["auths"][&key]["auth"]
-        .as_str()
-        .and_then(|a| base64::engine::general_purpose::STANDARD.decode(a).ok());
-    let auth = match stored.and_then(|b| String::from_utf8(b).ok()) {
-        Some(pair) => {
-            let (u, p) = pair.split_once(':').unwrap_or((pair.as_str(), ""));
-            json!({"username": u, "password": p, "serveraddress": key})
-        }
+    let auth = match credentials(&key) {
+        Some((u, p)) => json!({"username": u, "password": p, "serveraddress": key}),
         None => json!({}),
     };
     base64::engine::general_purpose::URL_SAFE.encode(auth.to_string())

@@ -168,6 +168,12 @@ pub async fn login(client: &Client, a: LoginArgs) -> anyhow::Result<i32> {
         .auth(&json!({"username": username, "password": password, "serveraddress": server}))
         .await?;
     let mut cfg = auth::load_config();
+    if let Some(h) = auth::helper_for(&cfg, &server) {
+        let input = json!({"ServerURL": server, "Username": username, "Secret": password});
+        auth::run_helper(&h, "store", &input.to_string())?;
+        println!("Login Succeeded");
+        return Ok(0);
+    }
     if !cfg["auths"].is_object() {
         cfg["auths"] = json!({});
     }
@@ -205,6 +211,22 @@ pub async fn logout(a: LogoutArgs) -> anyhow::Result<i32> {
         Some(s) => s.to_string(),
     };
     let mut cfg = auth::load_config();
+    if let Some(h) = auth::helper_for(&cfg, &server) {
+        let erased = auth::run_helper(&h, "erase", &server).is_ok();
+        if let Some(m) = cfg["auths"].as_object_mut() {
+            m.remove(&server);
+        }
+        auth::save_config(&cfg)?;
+        println!(
+            "{} {server}",
+            if erased {
+                "Removing login credentials for"
+            } else {
+                "Not logged in to"
+            }
+        );
+        return Ok(0);
+    }
     let removed = cfg["auths"]
         .as_object_mut()
         .and_then(|m| m.remove(&server))

@@ -277,3 +277,71 @@ fn two_user_networks_are_isolated_and_bad_input_is_refused() {
         );
     }
 }
+
+#[test]
+fn published_tcp_port_is_reached_through_loopback_and_a_taken_port_is_refused() {
+    for client in CLIENTS {
+        let d = TestDaemon::start();
+        let c = |args: &[&str]| d.cli_ok(client, args);
+        // A free host port, as the kernel picks it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let spec = format!("{port}:80");
+        c(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-p",
+            &spec,
+            "busybox",
+            "sh",
+            "-c",
+            "echo hello > /tmp/i.html; exec httpd -f -p 80 -h /tmp",
+        ]);
+        let v = d.inspect("web");
+        assert_eq!(
+            v["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"],
+            port.to_string().as_str(),
+            "{client:?}: inspect reports the binding"
+        );
+        let ps = c(&["ps", "--format", "{{.Ports}}"]);
+        assert!(
+            ps.contains(&format!("{port}->80/tcp")),
+            "{client:?}: ps PORTS: {ps}"
+        );
+        let mut body = String::new();
+        d.wait_until(
+            "the published port answers",
+            std::time::Duration::from_secs(5),
+            || {
+                let o = Command::new("busybox")
+                    .args(["wget", "-qO-", &format!("http://127.0.0.1:{port}/i.html")])
+                    .output();
+                body = o
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                body.contains("hello")
+            },
+        );
+        let o = d.cli(client, &["run", "-d", "-p", &spec, "busybox", "true"]);
+        assert_ne!(code(&o), 0, "{client:?}: the port is taken");
+        assert!(
+            stderr(&o).contains("port is already allocated"),
+            "{client:?}: {}",
+            stderr(&o)
+        );
+        c(&["rm", "-f", "web"]);
+        let table = format!("berth-{}", d.bridge_name());
+        let rules = Command::new("nft")
+            .args(["list", "table", "ip", &table])
+            .output()
+            .expect("nft");
+        assert!(
+            !String::from_utf8_lossy(&rules.stdout).contains("dnat"),
+            "{client:?}: the DNAT rule is gone"
+        );
+    }
+}

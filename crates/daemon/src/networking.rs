@@ -761,6 +761,28 @@ impl Networks {
             .map_err(|e| ApiError::internal(format!("publishing ports: {e}")))
     }
 
+    /// `Ports` of the container list (ps).
+    pub fn ports_list(&self, container_id: &str) -> Value {
+        let mut out = Vec::new();
+        for n in self.lock().values() {
+            if let Some(ep) = n
+                .members
+                .get(container_id)
+                .and_then(|m| m.endpoint.as_ref())
+            {
+                for p in &ep.ports {
+                    out.push(json!({
+                        "IP": p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED).to_string(),
+                        "PrivatePort": p.container_port,
+                        "PublicPort": p.host_port,
+                        "Type": p.proto,
+                    }));
+                }
+            }
+        }
+        Value::Array(out)
+    }
+
     /// `NetworkSettings.Ports`: every exposed port, with its bindings while running.
     pub fn ports_value(&self, container_id: &str, exposed: &[String]) -> Value {
         let mut out = serde_json::Map::new();

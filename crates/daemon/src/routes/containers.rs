@@ -160,7 +160,7 @@ fn summary(d: &Shared, r: &ContainerRecord, size: bool) -> Value {
         "ImageID": r.image_id,
         "Command": command_line(r),
         "Created": created_unix(r),
-        "Ports": [],
+        "Ports": d.networks.as_ref().map(|n| n.ports_list(&r.id)).unwrap_or_else(|| json!([])),
         "Labels": lifecycle::labels_of(r),
         "State": r.state.status.as_str(),
         "Status": lifecycle::status_text(r),

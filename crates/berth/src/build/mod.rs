@@ -206,13 +206,8 @@ pub async fn build(client: &Client, a: BuildArgs) -> anyhow::Result<i32> {
         && stdin_data
             .as_ref()
             .is_some_and(|d| d.len() >= 512 && &d[257..262] == b"ustar");
-    let df_src = if stdin_dockerfile {
-        DockerfileSource {
-            display: "Dockerfile".into(),
-            content: String::from_utf8_lossy(stdin_data.as_deref().unwrap_or_default()).into(),
-            in_context: None,
-        }
-    } else if stdin_context && !stdin_is_tar {
+    let df_src = if stdin_dockerfile || (stdin_context && !stdin_is_tar) {
+        // A Dockerfile on stdin (`-f -`, or `-` that is not a tar: no context files).
         DockerfileSource {
             display: "Dockerfile".into(),
             content: String::from_utf8_lossy(stdin_data.as_deref().unwrap_or_default()).into(),

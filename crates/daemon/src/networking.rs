@@ -99,6 +99,9 @@ impl NetworkRecord {
     }
 }
 
+/// The primary network of a container: its gateway, and whether it has a DNS responder.
+type Primary = (Ipv4Addr, bool);
+
 pub struct Networks {
     dir: PathBuf,
     table: String,
@@ -556,7 +559,7 @@ impl Networks {
         container_id: &str,
         hostname: &str,
         pid: i64,
-    ) -> ApiResult<(Vec<String>, Option<(Ipv4Addr, bool)>)> {
+    ) -> ApiResult<(Vec<String>, Option<Primary>)> {
         let ids: Vec<String> = {
             let nets = self.lock();
             let mut v: Vec<&NetworkRecord> = nets

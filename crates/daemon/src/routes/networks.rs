@@ -39,7 +39,7 @@ pub async fn list(State(d): State<Shared>, Query(q): Query<ListQuery>) -> ApiRes
         let ok = filters.iter().all(|(k, vals)| match k.as_str() {
             "name" => vals.iter().any(|v| n.name.contains(v.as_str())),
             "id" => vals.iter().any(|v| n.id.starts_with(v.as_str())),
-            "driver" => vals.iter().any(|v| *v == n.driver),
+            "driver" => vals.contains(&n.driver),
             "label" => vals.iter().all(|v| label_match(&n.labels, v)),
             "scope" => vals.iter().any(|v| v == "local"),
             "type" => vals.iter().any(|v| {

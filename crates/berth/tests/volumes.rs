@@ -646,5 +646,21 @@ fn local_driver_mount_options_and_user_mounts_over_managed_files() {
             c(&["run", "--rm", "-v", &spec, "busybox", "cat", "/etc/hosts"]),
             "10.1.2.3 custom"
         );
+        // A volume on /etc still shows the daemon's hosts file (mounted on top of it), and the
+        // image's /etc was copied up into it.
+        let out = c(&[
+            "run",
+            "--rm",
+            "-h",
+            "boxname",
+            "-v",
+            "etcv:/etc",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /etc/hostname; grep -c root /etc/passwd; grep -c ip6-allnodes /etc/hosts",
+        ]);
+        assert_eq!(out, "boxname\n1\n1", "{client:?}");
+        c(&["volume", "rm", "etcv"]);
     }
 }

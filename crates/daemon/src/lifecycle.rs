@@ -369,7 +369,9 @@ pub fn hostname_of(rec: &ContainerRecord) -> String {
 
 /// The daemon-managed file for `dest`, unless one of the container's mounts targets it.
 fn managed_file(rec: &ContainerRecord, dest: &str, file: PathBuf) -> Option<PathBuf> {
-    (!rec.mounts.iter().any(|m| m.destination == dest)).then_some(file)
+    crate::mounts::covered(&rec.mounts, dest)
+        .is_none()
+        .then_some(file)
 }
 
 /// Build the OCI spec for a container from its record.
@@ -437,6 +439,17 @@ fn spec_options(d: &Daemon, rec: &ContainerRecord, rootfs: PathBuf) -> SpecOptio
     if let Some(nano) = hc.nano_cpus.filter(|n| *n > 0) {
         opts.cpu_period = Some(100_000);
         opts.cpu_quota = Some(nano / 10_000);
+    }
+    // Under a mount of a parent (e.g. a volume on /etc), the managed files go on top of it.
+    for (dest, name) in [
+        ("/etc/resolv.conf", "resolv.conf"),
+        ("/etc/hostname", "hostname"),
+        ("/etc/hosts", "hosts"),
+    ] {
+        if crate::mounts::covered(&rec.mounts, dest) == Some(false) {
+            opts.extra_mounts
+                .extend(crate::mounts::file_bind(dest, &dir.join(name)));
+        }
     }
     opts
 }

@@ -541,6 +541,25 @@ pub fn oci_mounts(mps: &[MountPoint]) -> Vec<oci_spec::runtime::Mount> {
         .collect()
 }
 
+/// Whether one of the mounts is at `dest` (`Some(true)`) or at a directory above it (`Some(false)`).
+pub fn covered(mps: &[MountPoint], dest: &str) -> Option<bool> {
+    let d = Path::new(dest);
+    if mps.iter().any(|m| Path::new(&m.destination) == d) {
+        return Some(true);
+    }
+    mps.iter()
+        .any(|m| d.starts_with(&m.destination))
+        .then_some(false)
+}
+
+/// A read-write bind of one daemon-managed file (hosts, hostname, resolv.conf).
+pub fn file_bind(dest: &str, src: &Path) -> Option<oci_spec::runtime::Mount> {
+    serde_json::from_value(json!({
+        "destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"],
+    }))
+    .ok()
+}
+
 /// `dest` inside `rootfs` with every symlink resolved as if `rootfs` were `/`: the result never
 /// leaves `rootfs`.
 pub fn in_root(rootfs: &Path, dest: &Path) -> PathBuf {

@@ -61,6 +61,12 @@ pub trait Executor {
     ) -> Result<ImageState, String>;
     /// A scratch directory for a layer, removed by the caller.
     fn temp_dir(&mut self) -> Result<PathBuf, String>;
+    /// The image a step with this cache key made before, if it still exists.
+    fn cached(&mut self, _key: &str) -> Option<ImageState> {
+        None
+    }
+    /// Records the image a step with this cache key made.
+    fn remember(&mut self, _key: &str, _image: &ImageState) {}
 }
 
 /// Options of one build.
@@ -69,6 +75,55 @@ pub struct Options {
     pub target: Option<String>,
     pub build_args: Vec<(String, String)>,
     pub labels: Vec<(String, String)>,
+    /// Ignore the layer cache (`--no-cache`).
+    pub no_cache: bool,
+}
+
+/// A step's cache key: a digest of its parts.
+fn cache_key(parts: &[&str]) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// A digest of a layer directory's names, modes, owners, link targets and contents.
+fn hash_dir(dir: &Path) -> String {
+    use sha2::Digest;
+    use std::os::unix::fs::MetadataExt;
+    fn walk(h: &mut sha2::Sha256, base: &Path, p: &Path) {
+        let Ok(rd) = std::fs::read_dir(p) else { return };
+        let mut entries: Vec<_> = rd.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let path = e.path();
+            let Ok(md) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let rel = path
+                .strip_prefix(base)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
+            h.update(format!("{rel}\0{}:{}:{}\0", md.mode(), md.uid(), md.gid()).as_bytes());
+            if md.file_type().is_symlink() {
+                if let Ok(t) = std::fs::read_link(&path) {
+                    h.update(t.to_string_lossy().as_bytes());
+                }
+            } else if md.is_dir() {
+                walk(h, base, &path);
+            } else if let Ok(mut f) = std::fs::File::open(&path) {
+                let _ = std::io::copy(&mut f, h);
+            }
+            h.update(b"\0");
+        }
+    }
+    let mut h = sha2::Sha256::new();
+    walk(&mut h, dir, dir);
+    hex::encode(h.finalize())
 }
 
 fn short(id: &Option<String>) -> String {
@@ -466,7 +521,22 @@ pub fn build(
                         }
                     }
                     let created_by = format!("/bin/sh -c {}", st.original);
-                    out(" ---> Running\n");
+                    let key = cache_key(&[
+                        "run",
+                        img.id.as_deref().unwrap_or(""),
+                        &serde_json::to_string(&cmd).unwrap_or_default(),
+                        &Value::Object(run_cfg.clone()).to_string(),
+                    ]);
+                    if let Some(hit) = (!opts.no_cache).then(|| exec.cached(&key)).flatten() {
+                        img = ImageState {
+                            id: hit.id,
+                            config: cfg.clone(),
+                        };
+                        dirty = false;
+                        out(" ---> Using cache\n");
+                        out(&format!(" ---> {}\n", short(&img.id)));
+                        continue;
+                    }
                     let r = exec
                         .run(&img, &run_cfg, cmd.clone(), &created_by, out)
                         .map_err(|m| BuildError {
@@ -475,6 +545,7 @@ pub fn build(
                         })?;
                     match r {
                         Ok(mut new) => {
+                            exec.remember(&key, &new);
                             new.config = cfg.clone();
                             img = new;
                             dirty = false;
@@ -624,7 +695,25 @@ pub fn build(
                 continue;
             };
             let created_by = format!("/bin/sh -c #(nop) {}", st.original);
+            let key = cache_key(&[
+                "layer",
+                img.id.as_deref().unwrap_or(""),
+                &st.original,
+                &hash_dir(&l),
+                &Value::Object(cfg.clone()).to_string(),
+            ]);
+            if let Some(hit) = (!opts.no_cache).then(|| exec.cached(&key)).flatten() {
+                let _ = std::fs::remove_dir_all(&l);
+                img = hit;
+                dirty = false;
+                out(" ---> Using cache\n");
+                out(&format!(" ---> {}\n", short(&img.id)));
+                continue;
+            }
             let r = exec.commit(&img, Some(&l), &cfg, &created_by);
+            if let Ok(new) = &r {
+                exec.remember(&key, new);
+            }
             let _ = std::fs::remove_dir_all(&l);
             img = r.map_err(|m| BuildError {
                 message: m,
@@ -635,12 +724,22 @@ pub fn build(
         }
         if dirty {
             let cfg = img.config.clone();
-            img = exec
-                .commit(&img, None, &cfg, "/bin/sh -c #(nop) config")
-                .map_err(|m| BuildError {
-                    message: m,
-                    code: None,
-                })?;
+            let key = cache_key(&[
+                "config",
+                img.id.as_deref().unwrap_or(""),
+                &Value::Object(cfg.clone()).to_string(),
+            ]);
+            let hit = (!opts.no_cache).then(|| exec.cached(&key)).flatten();
+            img = match hit {
+                Some(h) => Ok(h),
+                None => exec
+                    .commit(&img, None, &cfg, "/bin/sh -c #(nop) config")
+                    .inspect(|n| exec.remember(&key, n)),
+            }
+            .map_err(|m| BuildError {
+                message: m,
+                code: None,
+            })?;
         }
         built[si] = Some(img.clone());
         last = Some(img);

@@ -205,6 +205,22 @@ impl Executor for DaemonExecutor {
         self.state(&r?)
     }
 
+    fn cached(&mut self, key: &str) -> Option<ImageState> {
+        let id =
+            std::fs::read_to_string(self.d.paths.data_root.join("build-cache").join(key)).ok()?;
+        let rec = self.d.images.resolve(id.trim()).ok()?;
+        image_state(&rec).ok()
+    }
+
+    fn remember(&mut self, key: &str, image: &ImageState) {
+        if let Some(id) = &image.id {
+            let dir = self.d.paths.data_root.join("build-cache");
+            if std::fs::create_dir_all(&dir).is_ok() {
+                let _ = crate::paths::write_atomic(&dir.join(key), id.as_bytes(), false);
+            }
+        }
+    }
+
     fn temp_dir(&mut self) -> Result<PathBuf, String> {
         self.n += 1;
         let p = self.tmp.join(format!("layer-{}", self.n));

@@ -53,6 +53,7 @@ pub async fn build(State(d): State<Shared>, req: Request) -> ApiResult<Response>
         target: first(&pairs, "target").filter(|t| !t.is_empty()),
         build_args: json_map(first(&pairs, "buildargs"))?,
         labels: json_map(first(&pairs, "labels"))?,
+        no_cache: parse_bool(first(&pairs, "nocache").as_deref()),
     };
     let network = first(&pairs, "networkmode").filter(|n| !n.is_empty() && n != "default");
     for t in &tags {

@@ -52,16 +52,16 @@ pub struct Config {
     pub log_level: String,
     /// `--pidfile`.
     pub pidfile: Option<PathBuf>,
+    /// `--registry-mirror`: mirrors tried first for docker.io images.
+    pub registry_mirrors: Vec<String>,
+    /// `--insecure-registry`: plain-HTTP registries (loopback ones always are).
+    pub insecure_registries: Vec<String>,
     /// `-b/--bridge-name`: the default bridge's device (default `berth0`).
     pub bridge_name: String,
     /// `--bip`: the default bridge's address and prefix (default 172.17.0.1/16).
     pub bip: Option<String>,
     /// `--default-address-pool`: `base=CIDR,size=N` for new networks.
     pub default_address_pool: Option<String>,
-    /// `--registry-mirror`: mirrors tried first for docker.io images.
-    pub registry_mirrors: Vec<String>,
-    /// `--insecure-registry`: plain-HTTP registries (loopback ones always are).
-    pub insecure_registries: Vec<String>,
 }
 
 fn socket_path(host: &str) -> anyhow::Result<PathBuf> {
@@ -136,6 +136,11 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         exec_root: config.exec_root.clone(),
     };
     std::fs::create_dir_all(paths.containers())?;
+    let volumes = Arc::new(
+        volumes::VolumeStore::open(config.data_root.join("volumes")).with_context(|| {
+            format!("opening the volume store in {}", config.data_root.display())
+        })?,
+    );
     let networks = networking::Networks::open(
         networking::NetConfig {
             bridge: if config.bridge_name.is_empty() {
@@ -150,6 +155,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     )
     .context("setting up the default bridge network")?;
     let mut daemon = state::Daemon::new(paths, images, runtime, shim);
+    daemon.volumes = volumes;
     daemon.networks = Some(Arc::new(networks));
     let daemon = Arc::new(daemon);
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -613,7 +613,11 @@ async fn on_exit(d: &Shared, c: &Arc<Container>, code: i64, finished: Option<Str
     }
     c.gate().shim_up = false;
     let _ = d.save(c, false);
-    unmount(d, &c.id).await;
+    // An --rm container's rootfs is unmounted by its removal, off the waiting client's path
+    // (umount costs an RCU grace period).
+    if !auto_remove {
+        unmount(d, &c.id).await;
+    }
     crate::networking::teardown(d, &c.id).await;
     let _ = tokio::fs::remove_dir_all(d.paths.shim_state_dir(&c.id)).await;
     c.lifecycle.send_modify(|l| {
@@ -772,6 +776,8 @@ pub async fn remove(d: &Shared, c: &Arc<Container>, force: bool, volumes: bool) 
         }
     }
     c.lock().state.status = Status::Removing;
+    // Recorded so a crash before the disk is clean finishes the removal at the next start.
+    let _ = d.save(c, false);
     // Two-phase: out of the index first, then from disk.
     d.remove_from_index(&rec.id);
     crate::networking::forget(d, &rec.id).await;
@@ -781,14 +787,15 @@ pub async fn remove(d: &Shared, c: &Arc<Container>, force: bool, volumes: bool) 
     let images = d.images.clone();
     let id = rec.id.clone();
     let paths = d.paths.clone();
+    // The disk part runs on its own: the container is already gone for every client, and its
+    // unmount waits for an RCU grace period that a `run --rm` should not wait for.
     tokio::task::spawn_blocking(move || {
         if let Err(e) = images.snapshots().remove_container(&id) {
             tracing::warn!("removing snapshot of {id}: {e}");
         }
         let _ = std::fs::remove_dir_all(paths.container_dir(&id));
         let _ = std::fs::remove_dir_all(paths.shim_state_dir(&id));
-    })
-    .await?;
+    });
     if volumes {
         // `rm -v` / `--rm`: this container's anonymous volumes go too, never named ones, and
         // never one another container still uses (through --volumes-from).

@@ -107,11 +107,13 @@ pub fn create_body(p: &Project, service: &str, network: Option<&str>) -> anyhow:
         );
         exposed.insert(key.clone(), json!({}));
         let b = json!({"HostIp": port["host_ip"].as_str().unwrap_or(""), "HostPort": port["published"].as_str().unwrap_or("")});
-        port_bindings
+        if let Some(a) = port_bindings
             .entry(key)
             .or_insert_with(|| json!([]))
             .as_array_mut()
-            .map(|a| a.push(b));
+        {
+            a.push(b);
+        }
     }
     for e in s["expose"].as_array().cloned().unwrap_or_default() {
         if let Some(e) = e.as_str() {
@@ -401,10 +403,7 @@ pub async fn down(client: &Client, p: &Project, volumes: bool) -> anyhow::Result
 pub async fn ps(client: &Client, p: &Project, all: bool, quiet: bool) -> anyhow::Result<i32> {
     let cs = project_containers(client, &p.name, None).await?;
     if !quiet {
-        println!(
-            "{:<24} {:<20} {:<12} {}",
-            "NAME", "IMAGE", "SERVICE", "STATUS"
-        );
+        println!("{:<24} {:<20} {:<12} STATUS", "NAME", "IMAGE", "SERVICE");
     }
     for c in cs {
         if !all && c["State"].as_str() != Some("running") {

@@ -125,13 +125,8 @@ pub async fn create(
         let r = c.lock();
         (r.name.clone(), r.host_config.clone())
     };
-    let joined = crate::networking::join_for_create(
-        d,
-        &id,
-        &cname,
-        &chc,
-        body.networking_config.as_ref(),
-    );
+    let joined =
+        crate::networking::join_for_create(d, &id, &cname, &chc, body.networking_config.as_ref());
     let d2 = d.clone();
     let id2 = id.clone();
     let img = image.id.clone();
@@ -143,10 +138,7 @@ pub async fn create(
     .await?;
     // An --rm container need not survive a crash; skipping the fsync keeps `run --rm` fast.
     let durable = c.lock().host_config.auto_remove != Some(true);
-    if let Err(e) = joined
-        .and(prepared)
-        .and_then(|_| d.save(&c, durable))
-    {
+    if let Err(e) = joined.and(prepared).and_then(|_| d.save(&c, durable)) {
         crate::networking::forget(d, &id).await;
         d.remove_from_index(&id);
         drop_created(d);
@@ -799,7 +791,11 @@ pub async fn remove(d: &Shared, c: &Arc<Container>, force: bool, volumes: bool) 
     if volumes {
         // `rm -v` / `--rm`: this container's anonymous volumes go too, never named ones, and
         // never one another container still uses (through --volumes-from).
-        for m in rec.mounts.iter().filter(|m| m.typ == "volume" && m.anonymous) {
+        for m in rec
+            .mounts
+            .iter()
+            .filter(|m| m.typ == "volume" && m.anonymous)
+        {
             if volume_users(d, &m.name).is_empty() {
                 let vols = d.volumes.clone();
                 let name = m.name.clone();

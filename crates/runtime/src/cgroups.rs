@@ -210,6 +210,11 @@ impl Cgroup {
                 };
                 write(&d.join(file), &device_rule(rule))?;
             }
+            // The nodes every container gets (runc's default allow-list): a spec that denies
+            // all devices, like `runc spec`'s, still gets a working /dev.
+            for rule in DEFAULT_DEVICES {
+                write(&d.join("devices.allow"), rule)?;
+            }
         }
         Ok(())
     }
@@ -329,6 +334,19 @@ impl Cgroup {
         Ok(())
     }
 }
+
+/// null, zero, full, random, urandom, tty, console, ptmx and the pty slaves.
+const DEFAULT_DEVICES: &[&str] = &[
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+];
 
 /// "a *:* rwm", "c 1:3 rwm" for devices.allow/deny.
 fn device_rule(rule: &LinuxDeviceCgroup) -> String {

@@ -81,7 +81,7 @@ fn status(root: &Path, state: &State) -> &'static str {
     if root.join(&state.id).join(EXEC_FIFO).exists() {
         return "created";
     }
-    let paused = spec::load_bundle(&state.bundle).is_ok_and(|s| builtin::is_paused(&s));
+    let paused = load_spec(&state.bundle, &state.id).is_ok_and(|s| builtin::is_paused(&s));
     if paused {
         "paused"
     } else {
@@ -119,7 +119,7 @@ fn init_container(
         Err(e) => return Err(e.into()),
     }
     let bundle = std::fs::canonicalize(bundle)?;
-    let spec = match spec::load_bundle(&bundle) {
+    let spec = match load_spec(&bundle, id) {
         Ok(s) => s,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&dir);
@@ -142,6 +142,22 @@ fn init_container(
         StartGate::Immediate
     };
     Ok((bundle, spec, gate))
+}
+
+/// The bundle's spec; a bundle without `linux.cgroupsPath` (as `runc spec` writes) gets
+/// `/berth/<id>`, as runc picks a default of its own.
+fn load_spec(bundle: &Path, id: &str) -> Result<oci_spec::runtime::Spec> {
+    let mut spec = spec::load_bundle(bundle)?;
+    if let Some(linux) = spec.linux_mut() {
+        if linux
+            .cgroups_path()
+            .as_ref()
+            .is_none_or(|p| p.as_os_str().is_empty())
+        {
+            linux.set_cgroups_path(Some(PathBuf::from(format!("/berth/{id}"))));
+        }
+    }
+    Ok(spec)
 }
 
 fn create_with(
@@ -295,7 +311,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
     }
-    if let Ok(spec) = spec::load_bundle(&st.bundle) {
+    if let Ok(spec) = load_spec(&st.bundle, &st.id) {
         let _ = builtin::kill_all(&spec, libc::SIGKILL);
         builtin::cleanup(&spec)?;
     }

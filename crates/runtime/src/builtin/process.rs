@@ -202,7 +202,10 @@ pub fn set_user_and_caps(process: &Process) -> Result<()> {
     .map_err(|e| RuntimeError::syscall("capset", e))?;
     for n in 0..=40u32 {
         let cap = CapabilitySet::from_bits_retain(1 << n);
-        if ambient.contains(cap) {
+        // A capability can only be ambient when it is also permitted and inheritable; a
+        // spec that asks otherwise (as `runc spec`'s does) gets what is possible, as runc
+        // only warns there.
+        if ambient.contains(cap) && permitted.contains(cap) && inheritable.contains(cap) {
             rustix::thread::configure_capability_in_ambient_set(cap, true)
                 .map_err(|e| RuntimeError::syscall("raise ambient capability", e))?;
         }

@@ -36,8 +36,11 @@ cleanup() {
     awk -v d="$dir" '$5 ~ "^"d {print length($5), $5}' /proc/self/mountinfo | sort -rn | cut -d' ' -f2- |
         while read -r m; do umount -l "$m"; done
     for cg in /sys/fs/cgroup/*/berth-bench; do
-        [ -d "$cg" ] && { rmdir "$cg"/* 2>/dev/null; rmdir "$cg" 2>/dev/null; }
+        [ -d "$cg" ] && find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null
     done
+    # The bench daemon's own bridge and nft table (it removes the table itself on a clean stop).
+    ip link del bb0 2>/dev/null
+    nft delete table ip berth-bb0 2>/dev/null
     rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -57,7 +60,7 @@ PY
 
 # --- daemon + image ------------------------------------------------------------
 scripts/make-busybox-image.sh "$dir/busybox.tar" >/dev/null
-"$berth" daemon --data-root "$dir/data" --exec-root "$dir/run" -H "$BERTH_HOST" --log-level warn \
+"$berth" daemon --data-root "$dir/data" --exec-root "$dir/run" -H "$BERTH_HOST" --log-level warn -b bb0 --bip 10.199.0.1/24 \
     >"$dir/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 100); do

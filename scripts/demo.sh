@@ -38,12 +38,14 @@ cleanup() {
     # Anything still mounted under the demo dir (deepest first), then the dir.
     grep -o " $dir[^ ]*" /proc/self/mountinfo 2>/dev/null | awk '{print length, $1}' | sort -rn |
         cut -d' ' -f2- | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+    ip link del bdemo0 2>/dev/null
     rm -rf "$dir"
 }
 trap cleanup EXIT
 
-echo "+ berth daemon --data-root $dir/data --exec-root $dir/run -H $BERTH_HOST &"
-"$berth" daemon --data-root "$dir/data" --exec-root "$dir/run" -H "$BERTH_HOST" >"$dir/daemon.log" 2>&1 &
+# Its own bridge and subnet, so the demo never touches a berth daemon already on this host.
+echo "+ berth daemon --data-root $dir/data --exec-root $dir/run -H $BERTH_HOST -b bdemo0 --bip 10.198.0.1/24 &"
+"$berth" daemon --data-root "$dir/data" --exec-root "$dir/run" -H "$BERTH_HOST" -b bdemo0 --bip 10.198.0.1/24 >"$dir/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 100); do
     [ -S "$sock" ] && "$berth" version >/dev/null 2>&1 && break

@@ -30,6 +30,8 @@ sock=$dir/berth.sock
 export BERTH_HOST=unix://$sock
 daemon_pid=
 cleanup() {
+    # Under set -e a failing step would end the clean-up early: keep going.
+    set +e
     if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
         kill -TERM "$daemon_pid" 2>/dev/null || true
         for _ in $(seq 50); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
@@ -37,8 +39,8 @@ cleanup() {
     fi
     # Anything still mounted under the demo dir (deepest first), then the dir.
     grep -o " $dir[^ ]*" /proc/self/mountinfo 2>/dev/null | awk '{print length, $1}' | sort -rn |
-        cut -d' ' -f2- | while read -r m; do umount -l "$m" 2>/dev/null || true; done
-    ip link del bdemo0 2>/dev/null
+        cut -d' ' -f2- | while read -r m; do umount -l "$m" 2>/dev/null || true; done || true
+    ip link del bdemo0 2>/dev/null || true
     rm -rf "$dir"
 }
 trap cleanup EXIT

@@ -419,6 +419,11 @@ pub async fn attach(client: &Client, args: AttachArgs) -> anyhow::Result<i32> {
     if end == StreamEnd::Detached {
         return Ok(0);
     }
+    // The stream can end a moment before the daemon has recorded the exit: wait for it
+    // (as docker attach does) rather than reading a state that may still say running.
+    if let Ok(w) = client.container_wait(&id, Some("not-running")).await {
+        return Ok(w.status_code as i32);
+    }
     let info = client.container_inspect(&id).await?;
     Ok(info.state.and_then(|s| s.exit_code).unwrap_or(0) as i32)
 }

@@ -17,10 +17,10 @@ cargo build --workspace --all-targets
 scripts/make-busybox-image.sh target/test-images/busybox.tar >/dev/null
 
 if command -v cargo-nextest >/dev/null 2>&1; then
+    # nextest does not run doctests; they go first so the run closes on nextest's summary.
+    cargo test --workspace --doc
     # The harness gives each test its own daemon; 2 cores → keep parallelism modest.
     cargo nextest run --workspace --no-fail-fast --test-threads "${BERTH_TEST_THREADS:-4}" "$@"
-    # nextest does not run doctests.
-    cargo test --workspace --doc
 else
     cargo test --workspace --no-fail-fast -- --test-threads "${BERTH_TEST_THREADS:-4}" "$@"
 fi

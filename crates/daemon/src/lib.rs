@@ -241,10 +241,28 @@ async fn serve(d: state::Shared, socket: PathBuf, pidfile: Option<PathBuf>) -> a
         }
         tracing::info!("shutting down; containers keep running");
     };
+    // Graceful shutdown waits for open connections, and attach, logs -f, wait and events
+    // connections may stay open indefinitely: give them a few seconds, then stop anyway.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let mut graceful_rx = stop_rx.clone();
+    let graceful = async move {
+        let _ = graceful_rx.wait_for(|stop| *stop).await;
+    };
+    let mut deadline_rx = stop_rx;
+    let deadline = async move {
+        let _ = deadline_rx.wait_for(|stop| *stop).await;
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    };
     let app = app.into_make_service_with_connect_info::<hijack::PeerSocket>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
+    tokio::select! {
+        res = server => res?,
+        _ = deadline => tracing::warn!("connections still open 3 s after the signal; stopping anyway"),
+    }
     let _ = std::fs::remove_file(&socket);
     if let Some(p) = &pidfile {
         let _ = std::fs::remove_file(p);

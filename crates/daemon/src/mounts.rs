@@ -560,45 +560,9 @@ pub fn file_bind(dest: &str, src: &Path) -> Option<oci_spec::runtime::Mount> {
     .ok()
 }
 
-/// `dest` inside `rootfs` with every symlink resolved as if `rootfs` were `/`: the result never
-/// leaves `rootfs`.
-pub fn in_root(rootfs: &Path, dest: &Path) -> PathBuf {
-    let mut resolved = PathBuf::new();
-    let mut pending: Vec<std::ffi::OsString> = dest
-        .components()
-        .rev()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n.to_os_string()),
-            Component::ParentDir => Some("..".into()),
-            _ => None,
-        })
-        .collect();
-    let mut links = 0;
-    while let Some(part) = pending.pop() {
-        if part == ".." {
-            resolved.pop();
-            continue;
-        }
-        let candidate = resolved.join(&part);
-        match std::fs::read_link(rootfs.join(&candidate)) {
-            Ok(target) if links < 255 => {
-                links += 1;
-                if target.is_absolute() {
-                    resolved = PathBuf::new();
-                }
-                for c in target.components().rev() {
-                    match c {
-                        Component::Normal(n) => pending.push(n.to_os_string()),
-                        Component::ParentDir => pending.push("..".into()),
-                        _ => {}
-                    }
-                }
-            }
-            _ => resolved = candidate,
-        }
-    }
-    rootfs.join(resolved)
-}
+/// `dest` inside `rootfs`, symlinks resolved as if `rootfs` were `/` (the runtime's own
+/// resolution, so copy-up reads exactly where the mount will land).
+pub use berth_runtime::builtin::in_root;
 
 /// Copy the image's content at each volume's destination into the volume, if the volume is
 /// empty (Docker's copy-up). Owners, modes, links and times are kept (`cp -a`).

@@ -19,6 +19,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use sys::Forked;
 
+pub use mounts::in_root;
 pub use process::resolve_executable;
 
 /// How the container's init waits before exec'ing its process.

@@ -117,7 +117,7 @@ fn parse_options(opts: &[String]) -> Options {
 
 /// `dest` inside `rootfs`, with every symlink on the way resolved as if `rootfs` were `/`, so an
 /// image's symlink can never send a mount outside the rootfs (what Go's securejoin does for runc).
-fn in_root(rootfs: &Path, dest: &Path) -> PathBuf {
+pub fn in_root(rootfs: &Path, dest: &Path) -> PathBuf {
     use std::path::Component;
     let mut resolved = PathBuf::new(); // relative to rootfs
     let mut pending: Vec<std::ffi::OsString> = dest

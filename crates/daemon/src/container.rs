@@ -101,7 +101,7 @@ pub struct Lifecycle {
 /// An attach made before start: `start` connects it to the shim before the process runs,
 /// so it sees all of the output.
 pub struct PendingAttach {
-    pub request: serde_json::Value,
+    pub request: crate::shim::Request,
     pub reply: tokio::sync::oneshot::Sender<crate::error::ApiResult<crate::shim::ShimStream>>,
 }
 

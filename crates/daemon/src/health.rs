@@ -193,8 +193,8 @@ async fn exec_capture(d: &Shared, id: &str, cmd: &[String]) -> Result<(i64, Stri
         .merged;
     let process = crate::exec::process_for(d, id, &cfg, &rootfs).map_err(|e| e.message)?;
     let socket = d.paths.shim_socket(id);
-    let req = json!({"op": "exec", "process": process, "stdin": false, "detach": false});
-    let (answer, mut stream) = match crate::shim::request(&socket, req).await {
+    let req = crate::shim::exec_request(process, false, false).map_err(|e| e.message)?;
+    let (answer, mut stream) = match crate::shim::request(&socket, &req).await {
         Ok(x) => x,
         // As Docker: a probe that cannot start fails with the runtime's message.
         Err(e) => {
@@ -212,9 +212,12 @@ async fn exec_capture(d: &Shared, id: &str, cmd: &[String]) -> Result<(i64, Stri
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw).await;
     let output = demux(&raw);
-    let status = crate::shim::call(&socket, json!({"op": "exec-status", "pid": pid}))
-        .await
-        .map_err(|e| e.message)?;
+    let status = crate::shim::call(
+        &socket,
+        crate::shim::Request::ExecStatus { pid: pid as i32 },
+    )
+    .await
+    .map_err(|e| e.message)?;
     let code = status
         .get("exit_code")
         .and_then(Value::as_i64)

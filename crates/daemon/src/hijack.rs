@@ -146,7 +146,7 @@ async fn pump<R, W>(
                 let _ = sw.shutdown().await;
             }
             OnClientEof::CloseStdin(socket) if stdin && !detached => {
-                let _ = crate::shim::call(&socket, serde_json::json!({"op": "close-stdin"})).await;
+                let _ = crate::shim::call(&socket, crate::shim::Request::CloseStdin).await;
             }
             _ => {}
         }

@@ -10,7 +10,6 @@ use crate::state::{Daemon, Shared};
 use berth_api::models::{ContainerConfig, ContainerCreateBody, HostConfig};
 use berth_image::ImageRecord;
 use berth_runtime::spec::{NetworkNamespace, SpecOptions};
-use serde_json::json;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -527,7 +526,14 @@ pub(crate) async fn start_locked(d: &Shared, c: &Arc<Container>) -> ApiResult<bo
     if let Err(e) = crate::networking::setup(d, &rec, pid).await {
         // The init never ran the user's process: kill it; the monitor records the exit.
         let socket = d.paths.shim_socket(&rec.id);
-        let _ = shim::call(&socket, json!({"op": "kill", "signal": 9, "all": true})).await;
+        let _ = shim::call(
+            &socket,
+            crate::shim::Request::Kill {
+                signal: 9,
+                all: true,
+            },
+        )
+        .await;
         monitor(d.clone(), c.clone());
         return Err(e);
     }
@@ -540,10 +546,10 @@ pub(crate) async fn start_locked(d: &Shared, c: &Arc<Container>) -> ApiResult<bo
         std::mem::take(&mut gate.waiting)
     };
     for p in pending {
-        let stream = shim::request(&socket, p.request).await.map(|(_, s)| s);
+        let stream = shim::request(&socket, &p.request).await.map(|(_, s)| s);
         let _ = p.reply.send(stream);
     }
-    shim::call(&socket, json!({"op": "start"})).await?;
+    shim::call(&socket, crate::shim::Request::Start).await?;
     {
         let mut r = c.lock();
         r.state = RunState {
@@ -568,7 +574,7 @@ pub(crate) async fn start_locked(d: &Shared, c: &Arc<Container>) -> ApiResult<bo
 pub fn monitor(d: Shared, c: Arc<Container>) {
     tokio::spawn(async move {
         let socket = d.paths.shim_socket(&c.id);
-        let answer = shim::call(&socket, json!({"op": "wait"})).await;
+        let answer = shim::call(&socket, crate::shim::Request::Wait).await;
         let (code, finished) = match answer {
             Ok(v) => (
                 v.get("exit_code").and_then(|x| x.as_i64()).unwrap_or(255),
@@ -657,7 +663,10 @@ pub async fn kill(d: &Shared, c: &Arc<Container>, sig: Option<&str>) -> ApiResul
     }
     shim::call(
         &d.paths.shim_socket(&rec.id),
-        json!({"op": "kill", "signal": signo, "all": false}),
+        crate::shim::Request::Kill {
+            signal: signo,
+            all: false,
+        },
     )
     .await?;
     Ok(())
@@ -702,7 +711,10 @@ async fn stop_locked(
     let mut rx = c.lifecycle.subscribe();
     let _ = shim::call(
         &socket,
-        json!({"op": "kill", "signal": signo, "all": false}),
+        crate::shim::Request::Kill {
+            signal: signo,
+            all: false,
+        },
     )
     .await;
     let exited = async {
@@ -717,7 +729,14 @@ async fn stop_locked(
             .is_ok()
     };
     if !done {
-        let _ = shim::call(&socket, json!({"op": "kill", "signal": 9, "all": true})).await;
+        let _ = shim::call(
+            &socket,
+            crate::shim::Request::Kill {
+                signal: 9,
+                all: true,
+            },
+        )
+        .await;
         let mut rx = c.lifecycle.subscribe();
         let _ = tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|l| !l.running)).await;
     }
@@ -756,9 +775,16 @@ pub async fn remove(d: &Shared, c: &Arc<Container>, force: bool, volumes: bool) 
         let socket = d.paths.shim_socket(&rec.id);
         let mut rx = c.lifecycle.subscribe();
         if rec.state.status == Status::Paused {
-            let _ = shim::call(&socket, json!({"op": "resume"})).await;
+            let _ = shim::call(&socket, crate::shim::Request::Resume).await;
         }
-        let _ = shim::call(&socket, json!({"op": "kill", "signal": 9, "all": true})).await;
+        let _ = shim::call(
+            &socket,
+            crate::shim::Request::Kill {
+                signal: 9,
+                all: true,
+            },
+        )
+        .await;
         let _ = tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|l| !l.running)).await;
         if c.status() == Status::Removing {
             // The exit handler's auto-remove got there first.
@@ -854,7 +880,7 @@ pub async fn restore(d: &Shared) {
             continue;
         }
         let socket = d.paths.shim_socket(&rec.id);
-        match shim::call(&socket, json!({"op": "state"})).await {
+        match shim::call(&socket, crate::shim::Request::State).await {
             Ok(v) if v.get("status").and_then(|s| s.as_str()) != Some("exited") => {
                 tracing::info!("re-adopted container {}", &rec.id[..12]);
                 monitor(d.clone(), c.clone());

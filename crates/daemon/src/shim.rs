@@ -3,7 +3,8 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::{Daemon, RuntimeChoice};
-use serde_json::{json, Value};
+pub use berth_runtime::shim_protocol::Request;
+use serde_json::Value;
 use std::path::Path;
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -13,14 +14,14 @@ use tokio::net::UnixStream;
 pub type ShimStream = BufReader<UnixStream>;
 
 /// Send one request on a fresh connection and read the one-line answer.
-pub async fn request(socket: &Path, req: Value) -> ApiResult<(Value, ShimStream)> {
+pub async fn request(socket: &Path, req: &Request) -> ApiResult<(Value, ShimStream)> {
     let mut stream = UnixStream::connect(socket).await.map_err(|e| {
         ApiError::internal(format!(
             "cannot reach the container's shim at {}: {e}",
             socket.display()
         ))
     })?;
-    let mut line = serde_json::to_vec(&req).map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut line = serde_json::to_vec(req).map_err(|e| ApiError::internal(e.to_string()))?;
     line.push(b'\n');
     stream.write_all(&line).await?;
     let mut reader = BufReader::new(stream);
@@ -49,8 +50,8 @@ pub async fn request(socket: &Path, req: Value) -> ApiResult<(Value, ShimStream)
 }
 
 /// A request whose answer is all that matters.
-pub async fn call(socket: &Path, req: Value) -> ApiResult<Value> {
-    Ok(request(socket, req).await?.0)
+pub async fn call(socket: &Path, req: Request) -> ApiResult<Value> {
+    Ok(request(socket, &req).await?.0)
 }
 
 /// Why a shim could not create the container.
@@ -156,6 +157,13 @@ pub async fn spawn(d: &Daemon, id: &str, open_stdin: bool) -> Result<i64, Create
     })
 }
 
-pub fn attach_request(stdin: bool, stdout: bool, stderr: bool, close_stdin_on_eof: bool) -> Value {
-    json!({"op": "attach", "stdin": stdin, "stdout": stdout, "stderr": stderr, "close_stdin_on_eof": close_stdin_on_eof})
+/// An exec request for an OCI process built as JSON (the container's process plus overrides).
+pub fn exec_request(process: Value, stdin: bool, detach: bool) -> ApiResult<Request> {
+    let process = serde_json::from_value(process)
+        .map_err(|e| ApiError::internal(format!("exec process: {e}")))?;
+    Ok(Request::Exec {
+        process: Box::new(process),
+        stdin,
+        detach,
+    })
 }

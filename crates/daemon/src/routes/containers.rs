@@ -394,7 +394,12 @@ pub async fn attach(
     let stdin = q.stdin && rec.config.open_stdin.unwrap_or(false);
     let close_on_eof = rec.config.stdin_once.unwrap_or(false);
     // The daemon, not the shim, decides when stdin closes: only on a real EOF, never on detach.
-    let request = shim::attach_request(stdin, q.stdout, q.stderr, false);
+    let request = shim::Request::Attach {
+        stdin,
+        stdout: q.stdout,
+        stderr: q.stderr,
+        close_stdin_on_eof: false,
+    };
     let on_eof = if close_on_eof {
         hijack::OnClientEof::CloseStdin(d.paths.shim_socket(&c.id))
     } else {
@@ -425,7 +430,7 @@ pub async fn attach(
 fn attach_stream(
     d: &Shared,
     c: &Arc<Container>,
-    request: Value,
+    request: shim::Request,
 ) -> impl std::future::Future<Output = ApiResult<shim::ShimStream>> {
     let socket = d.paths.shim_socket(&c.id);
     let waiter = {
@@ -443,7 +448,7 @@ fn attach_stream(
     };
     async move {
         match waiter {
-            None => shim::request(&socket, request).await.map(|(_, s)| s),
+            None => shim::request(&socket, &request).await.map(|(_, s)| s),
             Some(rx) => rx
                 .await
                 .map_err(|_| ApiError::internal("container removed before it started"))?,
@@ -488,7 +493,11 @@ pub async fn resize(
     }
     shim::call(
         &d.paths.shim_socket(&c.id),
-        json!({"op": "resize", "height": q.h.unwrap_or(0), "width": q.w.unwrap_or(0), "exec_pid": null}),
+        crate::shim::Request::Resize {
+            height: q.h.unwrap_or(0),
+            width: q.w.unwrap_or(0),
+            exec_pid: None,
+        },
     )
     .await?;
     Ok(StatusCode::OK.into_response())
@@ -547,7 +556,11 @@ async fn set_paused(d: &Shared, id: &str, pause: bool) -> ApiResult<Response> {
     }
     shim::call(
         &d.paths.shim_socket(&c.id),
-        json!({"op": if pause { "pause" } else { "resume" }}),
+        if pause {
+            crate::shim::Request::Pause
+        } else {
+            crate::shim::Request::Resume
+        },
     )
     .await?;
     c.lock().state.status = if pause {

@@ -87,8 +87,8 @@ pub async fn start(
     let tty = cfg.tty.unwrap_or(false);
     let stdin = cfg.attach_stdin.unwrap_or(false) && !detach;
     let socket = d.paths.shim_socket(&cid);
-    let req = json!({"op": "exec", "process": process, "stdin": stdin, "detach": detach});
-    let (answer, stream) = match shim::request(&socket, req).await {
+    let req = shim::exec_request(process, stdin, detach)?;
+    let (answer, stream) = match shim::request(&socket, &req).await {
         Ok(x) => x,
         Err(err) => {
             let code = if err.message.contains("not found") {
@@ -124,7 +124,11 @@ pub async fn start(
     let d2 = d.clone();
     let e2 = e.clone();
     let finish = async move {
-        let status = shim::call(&socket, json!({"op": "exec-status", "pid": pid})).await;
+        let status = shim::call(
+            &socket,
+            crate::shim::Request::ExecStatus { pid: pid as i32 },
+        )
+        .await;
         record_exit(&e2, status.ok());
         let _ = d2;
     };
@@ -193,7 +197,12 @@ fn watch_exit(
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            match shim::call(&socket, json!({"op": "exec-status", "pid": pid})).await {
+            match shim::call(
+                &socket,
+                crate::shim::Request::ExecStatus { pid: pid as i32 },
+            )
+            .await
+            {
                 Ok(v) if v.get("running").and_then(Value::as_bool) == Some(true) => continue,
                 Ok(v) => {
                     record_exit(&e, Some(v));
@@ -227,7 +236,11 @@ pub async fn resize(
     };
     shim::call(
         &d.paths.shim_socket(&cid),
-        json!({"op": "resize", "height": q.h.unwrap_or(0), "width": q.w.unwrap_or(0), "exec_pid": pid}),
+        crate::shim::Request::Resize {
+            height: q.h.unwrap_or(0),
+            width: q.w.unwrap_or(0),
+            exec_pid: Some(pid as i32),
+        },
     )
     .await?;
     Ok(StatusCode::OK.into_response())

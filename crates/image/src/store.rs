@@ -7,6 +7,7 @@
 //! rename), so a crash leaves at worst unreferenced data that `open` collects.
 
 mod commit;
+mod config_commit;
 pub use commit::go_arch;
 mod gc;
 mod history;

@@ -4,6 +4,7 @@
 //! It is not: the executor (that talks to the engine through `berth_api::Client`, in the CLI).
 
 pub mod dotenv;
+pub mod include;
 pub mod interp;
 pub mod load;
 pub mod merge;

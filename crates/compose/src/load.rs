@@ -259,11 +259,16 @@ pub fn load_project(opts: &Options) -> Result<Project, Error> {
 
     let mut warnings = Vec::new();
     let mut doc = Value::Object(Map::new());
+    let mut includes: Vec<(PathBuf, Value)> = Vec::new();
     for f in &files {
-        let d = read_document(f, &lookup, &mut warnings)?;
+        let mut d = read_document(f, &lookup, &mut warnings)?;
+        if let Some(inc) = d.as_object_mut().and_then(|o| o.remove("include")) {
+            let base = f.parent().unwrap_or(&working_dir).to_path_buf();
+            includes.push((base, inc));
+        }
         merge_documents(&mut doc, &d);
     }
-    if doc.get("services").is_none() {
+    if doc.get("services").is_none() && includes.is_empty() {
         return Err(Error::Invalid("no service selected".into()));
     }
     validate_keys(&doc)?;
@@ -290,6 +295,9 @@ pub fn load_project(opts: &Options) -> Result<Project, Error> {
                 .filter(|s| !s.is_empty())
                 .map(String::from),
         );
+    }
+    for (base, inc) in &includes {
+        crate::include::apply(&mut doc, base, inc, &name, opts)?;
     }
     let model = normalize(doc, &name, &working_dir, &profiles, &lookup)?;
     let project = Project {
@@ -1220,6 +1228,50 @@ mod tests {
             |_| {},
         )
         .expect("optional env_file");
+    }
+
+    #[test]
+    fn include_imports_a_sub_project_with_its_own_paths_and_env() {
+        let dir = std::env::temp_dir().join(format!("berth-include-{}", rand_suffix()));
+        std::fs::create_dir_all(dir.join("app/sub")).expect("mkdir");
+        std::fs::write(
+            dir.join("app/compose.yaml"),
+            "include:\n  - sub/compose.yaml\nservices:\n  web:\n    image: busybox\n    depends_on: [db]\n",
+        )
+        .expect("write");
+        std::fs::write(
+            dir.join("app/sub/compose.yaml"),
+            "services:\n  db:\n    image: busybox:${DB_TAG}\n    volumes: [./data:/data, dbv:/v]\nvolumes:\n  dbv:\n",
+        )
+        .expect("write");
+        std::fs::write(dir.join("app/sub/.env"), "DB_TAG=1.35\n").expect("write");
+        let r = load_project(&Options {
+            cwd: dir.join("app"),
+            ..Default::default()
+        });
+        let conflict = {
+            std::fs::write(
+                dir.join("app/compose.yaml"),
+                "include:\n  - sub/compose.yaml\nservices:\n  db:\n    image: busybox\n",
+            )
+            .expect("write");
+            load_project(&Options {
+                cwd: dir.join("app"),
+                ..Default::default()
+            })
+        };
+        let _ = std::fs::remove_dir_all(&dir);
+        let p = r.expect("load with include");
+        let db = &p.model["services"]["db"];
+        assert_eq!(db["image"], "busybox:1.35");
+        assert_eq!(
+            db["volumes"][0]["source"],
+            dir.join("app/sub/data").display().to_string()
+        );
+        assert_eq!(p.model["volumes"]["dbv"]["name"], "app_dbv");
+        assert_eq!(p.start_order().expect("order"), vec!["db", "web"]);
+        let e = conflict.expect_err("a service defined twice").to_string();
+        assert!(e.contains("services.db conflicts"), "{e}");
     }
 
     #[test]

@@ -159,3 +159,133 @@ fn quiet_iidfile_and_stdin_dockerfile() {
     assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
     assert_eq!(std::fs::read_to_string(&iid).expect("iidfile"), id);
 }
+
+/// `docker run --rm IMAGE sh -c SCRIPT`'s trimmed output.
+fn sh(d: &TestDaemon, client: Client, image: &str, script: &str) -> String {
+    d.cli_ok(client, &["run", "--rm", image, "sh", "-c", script])
+}
+
+#[test]
+fn multi_stage_copy_from_stage_index_and_image() {
+    for client in CLIENTS {
+        let d = TestDaemon::start();
+        let ctx = context(&[(
+            "Dockerfile",
+            "FROM busybox AS builder\n\
+             RUN mkdir -p /out/sub && echo built > /out/artifact && echo deep > /out/sub/x\n\
+             FROM scratch AS other\n\
+             COPY --from=builder /out/artifact /a\n\
+             FROM busybox\n\
+             COPY --from=builder /out /final/\n\
+             COPY --from=busybox /etc/group /from-image\n\
+             COPY --from=1 /a /from-index\n\
+             RUN cat /final/artifact /final/sub/x /from-index\n",
+        )]);
+        let o = build(&d, client, &["build", "-t", "multi", p(ctx.path())]);
+        assert_success(&format!("{client:?} multi-stage build"), &o);
+        let out = stdout(&o);
+        assert!(out.contains("built\ndeep\nbuilt\n"), "{client:?}: {out}");
+        assert_eq!(
+            sh(
+                &d,
+                client,
+                "multi",
+                "cat /final/artifact /final/sub/x /from-index; grep -c staff /from-image"
+            ),
+            "built\ndeep\nbuilt\n1"
+        );
+        // --target builds only the stages it needs.
+        let o = build(
+            &d,
+            client,
+            &[
+                "build",
+                "--target",
+                "builder",
+                "-t",
+                "only-builder",
+                p(ctx.path()),
+            ],
+        );
+        assert_success("--target", &o);
+        let out = stdout(&o);
+        assert!(out.contains("Step 1/2 : FROM busybox AS builder"), "{out}");
+        assert!(!out.contains("FROM scratch"), "{out}");
+        // An unknown stage or image in --from is an error.
+        let bad = context(&[(
+            "Dockerfile",
+            "FROM busybox\nCOPY --from=nosuchstage /x /x\n",
+        )]);
+        let o = build(&d, client, &["build", p(bad.path())]);
+        assert_ne!(code(&o), 0);
+        assert!(format!("{}{}", stdout(&o), stderr(&o)).contains("nosuchstage"));
+    }
+}
+
+#[test]
+fn copy_globs_chown_chmod_workdir_and_user() {
+    for client in CLIENTS {
+        let d = TestDaemon::start();
+        let ctx = context(&[
+            (
+                "Dockerfile",
+                "FROM busybox\n\
+                 RUN echo 'app:x:1500:2000::/home/app:/bin/sh' >> /etc/passwd && echo 'grp:x:2000:' >> /etc/group && echo 'app:x:2001:' >> /etc/group\n\
+                 COPY src/*.txt /globbed/\n\
+                 COPY sr?/[ab].txt src/c.* /class/\n\
+                 COPY --chown=app:grp src/a.txt /owned/\n\
+                 COPY --chown=app --chmod=640 src/dir /mode/\n\
+                 COPY src/dir/ rel/\n\
+                 WORKDIR /created/deep\n\
+                 COPY src/a.txt .\n\
+                 USER app\n\
+                 RUN id -un && id -u && pwd\n",
+            ),
+            ("src/a.txt", "a"),
+            ("src/b.txt", "b"),
+            ("src/c.md", "c"),
+            ("src/dir/inner", "inner"),
+        ]);
+        let o = build(&d, client, &["build", "-t", "globs", p(ctx.path())]);
+        assert_success(&format!("{client:?} build"), &o);
+        let out = stdout(&o);
+        assert!(
+            out.contains("app\n1500\n/created/deep\n"),
+            "{client:?}: {out}"
+        );
+        let check = sh(
+            &d,
+            client,
+            "globs",
+            "ls /globbed | tr '\\n' ' '; echo; ls /class | tr '\\n' ' '; echo; \
+             stat -c '%u:%g %a' /owned/a.txt /mode/inner /globbed/a.txt; cat /rel/inner /created/deep/a.txt; echo; pwd; id -un",
+        );
+        assert_eq!(
+            check,
+            "a.txt b.txt \na.txt b.txt c.md \n1500:2000 644\n1500:2001 640\n0:0 644\ninnera\n/created/deep\napp",
+            "{client:?}"
+        );
+        // --chown=user alone names the group too, as Docker's classic builder reads it.
+        // A glob that matches nothing, and several sources onto a file, are errors.
+        for (df, want) in [
+            (
+                "FROM busybox\nCOPY src/*.none /x/\n",
+                "no source files were specified",
+            ),
+            (
+                "FROM busybox\nCOPY src/*.txt /file\n",
+                "must be a directory and end with a /",
+            ),
+            (
+                "FROM busybox\nCOPY --chown=nobody-here src/a.txt /x\n",
+                "no such user: nobody-here",
+            ),
+        ] {
+            let bad = context(&[("Dockerfile", df), ("src/a.txt", "a"), ("src/b.txt", "b")]);
+            let o = build(&d, client, &["build", p(bad.path())]);
+            assert_ne!(code(&o), 0, "{df}");
+            let all = format!("{}{}", stdout(&o), stderr(&o));
+            assert!(all.contains(want), "{client:?} {df}: {all}");
+        }
+    }
+}

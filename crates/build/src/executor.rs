@@ -1,15 +1,19 @@
-//! Running a build: stages in order, each instruction applied to the image config or run
-//! through an [`Executor`] (which owns containers and the image store; this crate does not).
+//! Running a build: stages in dependency order, each instruction applied to the image config
+//! or run through an [`Executor`] (which owns containers and the image store; this crate
+//! does not).
 //!
 //! The image config is Docker's container-config JSON object (`Env`, `Cmd`, `Entrypoint`,
 //! `WorkingDir`, `User`, `Labels`, `ExposedPorts`, `Volumes`, `StopSignal`, `Shell`,
 //! `Healthcheck`, `OnBuild`), so this crate needs no image types.
 
-use std::path::{Component, Path, PathBuf};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
-use crate::instructions::{Args, Build, Instruction, KeyValue};
+use crate::copy::{self, Source, SourceKind};
+use crate::instructions::{Args, Build, CopyFlags, Instruction, KeyValue, Step};
+use crate::parser::Heredoc;
 use crate::shell::Lex;
 
 /// A failed build; the message is what the client prints.
@@ -22,10 +26,14 @@ pub struct BuildError {
 }
 
 fn fail<T>(m: impl Into<String>) -> Result<T, BuildError> {
-    Err(BuildError {
+    Err(msg(m))
+}
+
+fn msg(m: impl Into<String>) -> BuildError {
+    BuildError {
         message: m.into(),
         code: None,
-    })
+    }
 }
 
 /// An image as the build sees it: its id (`None` for `scratch`) and its config.
@@ -35,31 +43,67 @@ pub struct ImageState {
     pub config: Map<String, Value>,
 }
 
+/// A writable, mounted view of an image's filesystem (a build container's rootfs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rootfs {
+    pub id: String,
+    pub path: PathBuf,
+}
+
+/// A mount for one `RUN` (`RUN --mount=…`), with its source on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunMount {
+    Bind {
+        source: PathBuf,
+        target: String,
+        readonly: bool,
+    },
+    Tmpfs {
+        target: String,
+    },
+}
+
 /// What the builder needs from the engine.
 pub trait Executor {
-    /// Finds (or pulls) a base image.
-    fn resolve(&mut self, name: &str) -> Result<ImageState, String>;
-    /// Runs `argv` in a container of `image` with `config` (Env, WorkingDir, User), sending
-    /// its output to `out`; on exit 0 commits the container's changes on top of `image`
-    /// with `config` and returns the new image; otherwise returns the exit code.
+    /// Finds a base image, pulling it when it is missing (progress to `out`).
+    fn resolve(&mut self, name: &str, out: &mut dyn FnMut(&str)) -> Result<ImageState, String>;
+    /// Runs `argv` in a container of `image` with `config` (Env, WorkingDir, User) and
+    /// `mounts`, sending its output to `out`; on exit 0 commits the container's changes on
+    /// top of `image` with `config` and returns the new image; otherwise the exit code.
     fn run(
         &mut self,
         image: &ImageState,
         config: &Map<String, Value>,
         argv: Vec<String>,
+        mounts: &[RunMount],
         created_by: &str,
         out: &mut dyn FnMut(&str),
     ) -> Result<Result<ImageState, i64>, String>;
-    /// Commits the directory `layer` (its content laid out from `/`) on top of `image` with
-    /// `config`; `layer == None` adds a history entry without a layer.
-    fn commit(
+    /// Mounts a writable snapshot of `image`'s filesystem.
+    fn open_rootfs(&mut self, image: &ImageState) -> Result<Rootfs, String>;
+    /// Commits what changed in `rootfs` as a layer on `image` with `config`; `None` when
+    /// nothing changed.
+    fn commit_rootfs(
+        &mut self,
+        rootfs: &Rootfs,
+        image: &ImageState,
+        config: &Map<String, Value>,
+        created_by: &str,
+    ) -> Result<Option<ImageState>, String>;
+    /// Unmounts and removes a snapshot from `open_rootfs`.
+    fn close_rootfs(&mut self, rootfs: &Rootfs);
+    /// A new image with `config` and no new layer (a history entry only).
+    fn commit_config(
         &mut self,
         image: &ImageState,
-        layer: Option<&Path>,
         config: &Map<String, Value>,
         created_by: &str,
     ) -> Result<ImageState, String>;
-    /// A scratch directory for a layer, removed by the caller.
+    /// Downloads `url` into the file `dest`; returns its Last-Modified time (Unix seconds).
+    fn fetch(&mut self, url: &str, dest: &Path) -> Result<Option<u64>, String>;
+    /// The persistent directory behind `RUN --mount=type=cache,id=…`.
+    fn cache_mount(&mut self, id: &str) -> Result<PathBuf, String>;
+    /// A scratch directory, removed by the caller (or with the build).
     fn temp_dir(&mut self) -> Result<PathBuf, String>;
     /// The image a step with this cache key made before, if it still exists.
     fn cached(&mut self, _key: &str) -> Option<ImageState> {
@@ -67,6 +111,10 @@ pub trait Executor {
     }
     /// Records the image a step with this cache key made.
     fn remember(&mut self, _key: &str, _image: &ImageState) {}
+    /// The client went away: stop at the next step.
+    fn cancelled(&mut self) -> bool {
+        false
+    }
 }
 
 /// Options of one build.
@@ -79,6 +127,20 @@ pub struct Options {
     pub no_cache: bool,
 }
 
+/// Build args Docker accepts without an `ARG` (never warned about as unused).
+const BUILTIN_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
 /// A step's cache key: a digest of its parts.
 fn cache_key(parts: &[&str]) -> String {
     use sha2::Digest;
@@ -87,42 +149,6 @@ fn cache_key(parts: &[&str]) -> String {
         h.update((p.len() as u64).to_le_bytes());
         h.update(p.as_bytes());
     }
-    hex::encode(h.finalize())
-}
-
-/// A digest of a layer directory's names, modes, owners, link targets and contents.
-fn hash_dir(dir: &Path) -> String {
-    use sha2::Digest;
-    use std::os::unix::fs::MetadataExt;
-    fn walk(h: &mut sha2::Sha256, base: &Path, p: &Path) {
-        let Ok(rd) = std::fs::read_dir(p) else { return };
-        let mut entries: Vec<_> = rd.flatten().collect();
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let path = e.path();
-            let Ok(md) = std::fs::symlink_metadata(&path) else {
-                continue;
-            };
-            let rel = path
-                .strip_prefix(base)
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .into_owned();
-            h.update(format!("{rel}\0{}:{}:{}\0", md.mode(), md.uid(), md.gid()).as_bytes());
-            if md.file_type().is_symlink() {
-                if let Ok(t) = std::fs::read_link(&path) {
-                    h.update(t.to_string_lossy().as_bytes());
-                }
-            } else if md.is_dir() {
-                walk(h, base, &path);
-            } else if let Ok(mut f) = std::fs::File::open(&path) {
-                let _ = std::io::copy(&mut f, h);
-            }
-            h.update(b"\0");
-        }
-    }
-    let mut h = sha2::Sha256::new();
-    walk(&mut h, dir, dir);
     hex::encode(h.finalize())
 }
 
@@ -190,75 +216,37 @@ fn to_json(v: &[String]) -> Value {
     Value::Array(v.iter().cloned().map(Value::String).collect())
 }
 
-/// Joins `p` to `base` lexically, refusing to leave `base`.
-fn inside(base: &Path, p: &str) -> Option<PathBuf> {
-    let mut out = base.to_path_buf();
-    let mut depth = 0usize;
-    for c in Path::new(p).components() {
-        match c {
-            Component::Normal(n) => {
-                out.push(n);
-                depth += 1;
-            }
-            Component::ParentDir => {
-                if depth == 0 {
-                    return None;
-                }
-                out.pop();
-                depth -= 1;
-            }
-            _ => {}
-        }
+fn object<'a>(cfg: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
+    let e = cfg.entry(key).or_insert_with(|| json!({}));
+    if !e.is_object() {
+        *e = json!({});
     }
-    Some(out)
+    match e {
+        Value::Object(m) => m,
+        _ => unreachable!("just made an object"),
+    }
 }
 
-fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
-    let md = std::fs::symlink_metadata(src)?;
-    if md.file_type().is_symlink() {
-        let target = std::fs::read_link(src)?;
-        let _ = std::fs::remove_file(dst);
-        std::os::unix::fs::symlink(target, dst)?;
-    } else if md.is_dir() {
-        std::fs::create_dir_all(dst)?;
-        std::fs::set_permissions(dst, md.permissions())?;
-        let mut entries: Vec<_> = std::fs::read_dir(src)?.collect::<Result<_, _>>()?;
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            copy_tree(&e.path(), &dst.join(e.file_name()))?;
-        }
-    } else {
-        if let Some(p) = dst.parent() {
-            std::fs::create_dir_all(p)?;
-        }
-        std::fs::copy(src, dst)?;
-    }
-    Ok(())
+/// The state of the stage being built.
+struct StageState {
+    img: ImageState,
+    /// The config changed since the last image was made.
+    dirty: bool,
+    /// ARGs declared in this stage, with their values.
+    args: Vec<(String, String)>,
 }
 
-fn chown_tree(p: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
-    std::os::unix::fs::lchown(p, Some(uid), Some(gid))?;
-    if std::fs::symlink_metadata(p)?.is_dir() {
-        for e in std::fs::read_dir(p)? {
-            chown_tree(&e?.path(), uid, gid)?;
-        }
-    }
-    Ok(())
-}
-
-fn chmod_tree(p: &Path, mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let md = std::fs::symlink_metadata(p)?;
-    if md.file_type().is_symlink() {
-        return Ok(());
-    }
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))?;
-    if md.is_dir() {
-        for e in std::fs::read_dir(p)? {
-            chmod_tree(&e?.path(), mode)?;
-        }
-    }
-    Ok(())
+/// One build in progress.
+struct Run<'a> {
+    b: &'a Build,
+    opts: &'a Options,
+    context: &'a Path,
+    lex: Lex,
+    meta: Vec<(String, String)>,
+    built: Vec<Option<ImageState>>,
+    consumed: BTreeSet<String>,
+    exec: &'a mut dyn Executor,
+    out: &'a mut dyn FnMut(&str),
 }
 
 /// Runs the build; `out` receives the classic builder's log text. Returns the image id.
@@ -270,13 +258,9 @@ pub fn build(
     exec: &mut dyn Executor,
     out: &mut dyn FnMut(&str),
 ) -> Result<String, BuildError> {
-    let plan = b.plan(opts.target.as_deref()).map_err(|m| BuildError {
-        message: m,
-        code: None,
-    })?;
+    let plan = b.plan(opts.target.as_deref()).map_err(msg)?;
     let total: usize = plan.iter().map(|i| 1 + b.stages[*i].steps.len()).sum();
     let lex = Lex::new(escape);
-    // Global ARGs, with --build-arg overriding defaults.
     let given = |k: &str| {
         opts.build_args
             .iter()
@@ -284,15 +268,13 @@ pub fn build(
             .find(|(n, _)| n == k)
             .map(|(_, v)| v.clone())
     };
+    // Global ARGs, with --build-arg overriding defaults.
     let mut meta: Vec<(String, String)> = Vec::new();
     for (k, v) in &b.meta_args {
         let val = match given(k) {
             Some(v) => Some(v),
             None => match v {
-                Some(v) => Some(lex.process_word(v, &meta).map_err(|e| BuildError {
-                    message: e.0,
-                    code: None,
-                })?),
+                Some(v) => Some(lex.process_word(v, &meta).map_err(|e| msg(e.0))?),
                 None => None,
             },
         };
@@ -300,27 +282,92 @@ pub fn build(
             meta.push((k.clone(), val));
         }
     }
-    let mut built: Vec<Option<ImageState>> = vec![None; b.stages.len()];
+    let mut run = Run {
+        b,
+        opts,
+        context,
+        lex,
+        meta,
+        built: vec![None; b.stages.len()],
+        consumed: BTreeSet::new(),
+        exec,
+        out,
+    };
+    // Meta ARGs count as used when a built stage's FROM names them.
+    for (k, _) in &b.meta_args {
+        if plan.iter().any(|&i| {
+            let base = &b.stages[i].base;
+            base.contains(&format!("${k}")) || base.contains(&format!("${{{k}"))
+        }) {
+            run.consumed.insert(k.clone());
+        }
+    }
     let mut step = 0;
     let mut last = None;
-    for &si in &plan {
+    for (n, &si) in plan.iter().enumerate() {
+        let is_final = n + 1 == plan.len();
+        let img = run.stage(si, &mut step, total, is_final)?;
+        run.built[si] = Some(img.clone());
+        last = Some(img);
+    }
+    let mut leftover: Vec<&str> = opts
+        .build_args
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| !run.consumed.contains(*k) && !BUILTIN_ARGS.contains(k))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    leftover.sort();
+    if !leftover.is_empty() {
+        (run.out)(&format!(
+            "[Warning] One or more build-args [{}] were not consumed\n",
+            leftover.join(" ")
+        ));
+    }
+    match last.and_then(|i| i.id) {
+        Some(id) => Ok(id),
+        None => fail("no image was built: the final stage is scratch with no changes"),
+    }
+}
+
+impl Run<'_> {
+    fn say(&mut self, s: &str) {
+        (self.out)(s)
+    }
+
+    fn check_cancelled(&mut self) -> Result<(), BuildError> {
+        if self.exec.cancelled() {
+            return fail("build cancelled: the client went away");
+        }
+        Ok(())
+    }
+
+    /// Builds one stage; returns its final image.
+    fn stage(
+        &mut self,
+        si: usize,
+        step: &mut usize,
+        total: usize,
+        is_final: bool,
+    ) -> Result<ImageState, BuildError> {
+        let b = self.b;
         let stage = &b.stages[si];
-        step += 1;
-        out(&format!(
+        *step += 1;
+        self.check_cancelled()?;
+        self.say(&format!(
             "Step {step}/{total} : {}\n",
             stage.original.trim()
         ));
-        let base = lex
-            .process_word(&stage.base, &meta)
-            .map_err(|e| BuildError {
-                message: e.0,
-                code: None,
-            })?;
+        let base = self
+            .lex
+            .process_word(&stage.base, &self.meta)
+            .map_err(|e| msg(e.0))?;
         let prior = b.stages[..si]
             .iter()
             .position(|s| s.name.as_deref() == Some(base.to_lowercase().as_str()));
-        let mut img = match prior {
-            Some(p) => match &built[p] {
+        let img = match prior {
+            Some(p) => match &self.built[p] {
                 Some(i) => i.clone(),
                 None => return fail(format!("stage {base} was not built")),
             },
@@ -328,452 +375,731 @@ pub fn build(
                 id: None,
                 config: Map::new(),
             },
-            None => exec.resolve(&base).map_err(|m| BuildError {
-                message: m,
-                code: None,
-            })?,
+            None => self.exec.resolve(&base, self.out).map_err(msg)?,
         };
-        out(&format!(" ---> {}\n", short(&img.id)));
-        // Build args declared in this stage, and the env they see.
-        let mut args: Vec<(String, String)> = Vec::new();
-        let mut dirty = false;
+        self.say(&format!(" ---> {}\n", short(&img.id)));
+        let mut s = StageState {
+            img,
+            dirty: false,
+            args: Vec::new(),
+        };
+        self.onbuild_triggers(&mut s, stage.line)?;
         for st in &stage.steps {
-            step += 1;
-            out(&format!("Step {step}/{total} : {}\n", st.original));
-            let mut cfg = img.config.clone();
-            let mut vars = args.clone();
-            vars.extend(env_list(&cfg));
-            let expand = |w: &str| {
-                lex.process_word(w, &vars).map_err(|e| BuildError {
-                    message: format!("line {}: {}", st.line, e.0),
-                    code: None,
-                })
-            };
-            let mut layer: Option<PathBuf> = None;
-            match &st.instruction {
-                Instruction::Env(kvs) => {
-                    for KeyValue { key, value } in kvs {
-                        let v = lex.process_word(value, &vars).map_err(|e| BuildError {
-                            message: e.0,
-                            code: None,
-                        })?;
-                        let k = lex.process_word(key, &vars).map_err(|e| BuildError {
-                            message: e.0,
-                            code: None,
-                        })?;
-                        set_env(&mut cfg, &k, &v);
-                        vars.push((k, v));
-                    }
+            *step += 1;
+            self.check_cancelled()?;
+            self.say(&format!("Step {step}/{total} : {}\n", st.original));
+            self.step(st, &mut s)?;
+        }
+        if is_final && !self.opts.labels.is_empty() {
+            let labels = object(&mut s.img.config, "Labels");
+            for (k, v) in &self.opts.labels {
+                labels.insert(k.clone(), Value::String(v.clone()));
+            }
+            s.dirty = true;
+        }
+        if s.dirty {
+            self.commit_config(&mut s, "/bin/sh -c #(nop) config")?;
+        }
+        Ok(s.img)
+    }
+
+    /// Runs the base image's `ONBUILD` triggers, which are not inherited further.
+    fn onbuild_triggers(&mut self, s: &mut StageState, line: usize) -> Result<(), BuildError> {
+        let triggers: Vec<String> = s
+            .img
+            .config
+            .get("OnBuild")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if triggers.is_empty() {
+            return Ok(());
+        }
+        s.img.config.remove("OnBuild");
+        s.dirty = true;
+        self.say(&format!(
+            "# Executing {} build trigger{}\n",
+            triggers.len(),
+            if triggers.len() == 1 { "" } else { "s" }
+        ));
+        for t in triggers {
+            let df = crate::parser::parse(&format!("{t}\n"))
+                .map_err(|e| msg(format!("invalid ONBUILD trigger {t:?}: {}", e.message)))?;
+            for node in &df.nodes {
+                let instruction = crate::instructions::parse_instruction(node)
+                    .map_err(|e| msg(format!("invalid ONBUILD trigger {t:?}: {}", e.message)))?;
+                let st = Step {
+                    instruction,
+                    original: t.clone(),
+                    line,
+                };
+                self.step(&st, s)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A cache lookup (unless `--no-cache`).
+    fn cached(&mut self, key: &str) -> Option<ImageState> {
+        if self.opts.no_cache {
+            return None;
+        }
+        self.exec.cached(key)
+    }
+
+    fn commit_config(&mut self, s: &mut StageState, created_by: &str) -> Result<(), BuildError> {
+        let cfg = s.img.config.clone();
+        let key = cache_key(&[
+            "config",
+            s.img.id.as_deref().unwrap_or(""),
+            &Value::Object(cfg.clone()).to_string(),
+        ]);
+        let img = match self.cached(&key) {
+            Some(h) => h,
+            None => {
+                let n = self
+                    .exec
+                    .commit_config(&s.img, &cfg, created_by)
+                    .map_err(msg)?;
+                self.exec.remember(&key, &n);
+                n
+            }
+        };
+        s.img = img;
+        s.dirty = false;
+        Ok(())
+    }
+
+    fn step(&mut self, st: &Step, s: &mut StageState) -> Result<(), BuildError> {
+        let mut cfg = s.img.config.clone();
+        let mut vars = s.args.clone();
+        vars.extend(env_list(&cfg));
+        let lex = self.lex;
+        let expand = |w: &str, vars: &[(String, String)]| {
+            lex.process_word(w, &vars.to_vec())
+                .map_err(|e| msg(format!("line {}: {}", st.line, e.0)))
+        };
+        match &st.instruction {
+            Instruction::Env(kvs) => {
+                for KeyValue { key, value } in kvs {
+                    let v = expand(value, &vars)?;
+                    let k = expand(key, &vars)?;
+                    set_env(&mut cfg, &k, &v);
+                    vars.push((k, v));
                 }
-                Instruction::Label(kvs) => {
-                    let labels = cfg.entry("Labels").or_insert_with(|| json!({}));
-                    if !labels.is_object() {
-                        *labels = json!({});
-                    }
-                    for KeyValue { key, value } in kvs {
-                        let k = expand(key)?;
-                        let v = expand(value)?;
-                        if let Some(m) = labels.as_object_mut() {
-                            m.insert(k, Value::String(v));
-                        }
-                    }
+            }
+            Instruction::Label(kvs) => {
+                for KeyValue { key, value } in kvs {
+                    let k = expand(key, &vars)?;
+                    let v = expand(value, &vars)?;
+                    object(&mut cfg, "Labels").insert(k, Value::String(v));
                 }
-                Instruction::Arg(list) => {
-                    for (k, d) in list {
-                        let v = match given(k) {
-                            Some(v) => Some(v),
-                            None => match d {
-                                Some(d) => Some(expand(d)?),
-                                None => meta.iter().find(|(m, _)| m == k).map(|(_, v)| v.clone()),
-                            },
-                        };
-                        if let Some(v) = v {
-                            args.retain(|(a, _)| a != k);
-                            args.push((k.clone(), v));
-                        }
-                    }
-                }
-                Instruction::Cmd(a) => {
-                    cfg.insert("Cmd".into(), to_json(&argv(a, &cfg)));
-                }
-                Instruction::Entrypoint(a) => {
-                    let v = match a {
-                        Args::Shell(s) if s.is_empty() => Vec::new(),
-                        _ => argv(a, &cfg),
+            }
+            Instruction::Arg(list) => {
+                for (k, d) in list {
+                    self.consumed.insert(k.clone());
+                    let given = self
+                        .opts
+                        .build_args
+                        .iter()
+                        .rev()
+                        .find(|(n, _)| n == k)
+                        .map(|(_, v)| v.clone());
+                    let v = match given {
+                        Some(v) => Some(v),
+                        None => match d {
+                            Some(d) => Some(expand(d, &vars)?),
+                            None => self
+                                .meta
+                                .iter()
+                                .find(|(m, _)| m == k)
+                                .map(|(_, v)| v.clone()),
+                        },
                     };
-                    cfg.insert("Entrypoint".into(), to_json(&v));
-                    cfg.insert("Cmd".into(), Value::Null);
+                    if let Some(v) = v {
+                        s.args.retain(|(a, _)| a != k);
+                        s.args.push((k.clone(), v.clone()));
+                        vars.push((k.clone(), v));
+                    }
                 }
-                Instruction::Shell(v) => {
-                    cfg.insert("Shell".into(), to_json(v));
-                }
-                Instruction::Workdir(w) => {
-                    let w = expand(w)?;
-                    let cur = cfg.get("WorkingDir").and_then(Value::as_str).unwrap_or("/");
-                    let joined = if w.starts_with('/') {
-                        w
+            }
+            Instruction::Cmd(a) => {
+                cfg.insert("Cmd".into(), to_json(&argv(a, &cfg)));
+            }
+            Instruction::Entrypoint(a) => {
+                let v = match a {
+                    Args::Shell(s) if s.is_empty() => Vec::new(),
+                    _ => argv(a, &cfg),
+                };
+                cfg.insert("Entrypoint".into(), to_json(&v));
+                cfg.insert("Cmd".into(), Value::Null);
+            }
+            Instruction::Shell(v) => {
+                cfg.insert("Shell".into(), to_json(v));
+            }
+            Instruction::Workdir(w) => {
+                let w = expand(w, &vars)?;
+                let cur = cfg.get("WorkingDir").and_then(Value::as_str).unwrap_or("/");
+                let joined = if w.starts_with('/') {
+                    w
+                } else {
+                    format!("{}/{}", cur.trim_end_matches('/'), w)
+                };
+                let wd = crate::dockerignore::clean(&joined);
+                cfg.insert("WorkingDir".into(), Value::String(wd.clone()));
+                return self.workdir(st, s, cfg, &wd);
+            }
+            Instruction::User(u) => {
+                cfg.insert("User".into(), Value::String(expand(u, &vars)?));
+            }
+            Instruction::StopSignal(sig) => {
+                cfg.insert("StopSignal".into(), Value::String(expand(sig, &vars)?));
+            }
+            Instruction::Expose(ports) => {
+                for p in ports {
+                    let p = expand(p, &vars)?;
+                    let p = if p.contains('/') {
+                        p
                     } else {
-                        format!("{}/{}", cur.trim_end_matches('/'), w)
+                        format!("{p}/tcp")
                     };
-                    cfg.insert(
-                        "WorkingDir".into(),
-                        Value::String(crate::dockerignore::clean(&joined)),
-                    );
-                }
-                Instruction::User(u) => {
-                    cfg.insert("User".into(), Value::String(expand(u)?));
-                }
-                Instruction::StopSignal(s) => {
-                    cfg.insert("StopSignal".into(), Value::String(expand(s)?));
-                }
-                Instruction::Expose(ports) => {
-                    let e = cfg.entry("ExposedPorts").or_insert_with(|| json!({}));
-                    if !e.is_object() {
-                        *e = json!({});
-                    }
-                    for p in ports {
-                        let p = expand(p)?;
-                        let p = if p.contains('/') {
-                            p
-                        } else {
-                            format!("{p}/tcp")
-                        };
-                        if let Some(m) = e.as_object_mut() {
-                            m.insert(p, json!({}));
-                        }
-                    }
-                }
-                Instruction::Volume(vs) => {
-                    let e = cfg.entry("Volumes").or_insert_with(|| json!({}));
-                    if !e.is_object() {
-                        *e = json!({});
-                    }
-                    for v in vs {
-                        let v = expand(v)?;
-                        if let Some(m) = e.as_object_mut() {
-                            m.insert(v, json!({}));
-                        }
-                    }
-                }
-                Instruction::Maintainer(_) => {}
-                Instruction::Onbuild(t) => {
-                    let e = cfg.entry("OnBuild").or_insert_with(|| json!([]));
-                    if !e.is_array() {
-                        *e = json!([]);
-                    }
-                    if let Some(a) = e.as_array_mut() {
-                        a.push(Value::String(t.clone()));
-                    }
-                }
-                Instruction::Healthcheck { test, flags } => {
-                    let mut h = Map::new();
-                    match test {
-                        None => {
-                            h.insert("Test".into(), json!(["NONE"]));
-                        }
-                        Some(Args::Exec(v)) => {
-                            let mut t = vec!["CMD".to_string()];
-                            t.extend(v.iter().cloned());
-                            h.insert("Test".into(), to_json(&t));
-                        }
-                        Some(Args::Shell(s)) => {
-                            h.insert("Test".into(), json!(["CMD-SHELL", s]));
-                        }
-                    }
-                    for (k, v) in [
-                        ("Interval", &flags.interval),
-                        ("Timeout", &flags.timeout),
-                        ("StartPeriod", &flags.start_period),
-                        ("StartInterval", &flags.start_interval),
-                    ] {
-                        if let Some(v) = v {
-                            let ns =
-                                crate::instructions::parse_duration(v).map_err(|m| BuildError {
-                                    message: m,
-                                    code: None,
-                                })?;
-                            h.insert(k.into(), json!(ns));
-                        }
-                    }
-                    if let Some(r) = &flags.retries {
-                        h.insert("Retries".into(), json!(r.parse::<i64>().unwrap_or(0)));
-                    }
-                    cfg.insert("Healthcheck".into(), Value::Object(h));
-                }
-                Instruction::Run {
-                    args: a, heredocs, ..
-                } => {
-                    let mut cmd = argv(a, &cfg);
-                    if let (Args::Shell(s), [h]) = (a, heredocs.as_slice()) {
-                        if s.trim() == format!("<<{}", h.name)
-                            || s.trim() == format!("<<-{}", h.name)
-                        {
-                            let mut v = shell_of(&cfg);
-                            v.push(h.content.clone());
-                            cmd = v;
-                        }
-                    }
-                    // Build args are in the environment of RUN, not in the image.
-                    let mut run_cfg = cfg.clone();
-                    for (k, v) in &args {
-                        if !env_list(&run_cfg).iter().any(|(e, _)| e == k) {
-                            set_env(&mut run_cfg, k, v);
-                        }
-                    }
-                    let created_by = format!("/bin/sh -c {}", st.original);
-                    let key = cache_key(&[
-                        "run",
-                        img.id.as_deref().unwrap_or(""),
-                        &serde_json::to_string(&cmd).unwrap_or_default(),
-                        &Value::Object(run_cfg.clone()).to_string(),
-                    ]);
-                    if let Some(hit) = (!opts.no_cache).then(|| exec.cached(&key)).flatten() {
-                        img = ImageState {
-                            id: hit.id,
-                            config: cfg.clone(),
-                        };
-                        dirty = false;
-                        out(" ---> Using cache\n");
-                        out(&format!(" ---> {}\n", short(&img.id)));
-                        continue;
-                    }
-                    let r = exec
-                        .run(&img, &run_cfg, cmd.clone(), &created_by, out)
-                        .map_err(|m| BuildError {
-                            message: m,
-                            code: None,
-                        })?;
-                    match r {
-                        Ok(mut new) => {
-                            exec.remember(&key, &new);
-                            new.config = cfg.clone();
-                            img = new;
-                            dirty = false;
-                            out(&format!(" ---> {}\n", short(&img.id)));
-                            continue;
-                        }
-                        Err(code) => {
-                            let shown = match a {
-                                Args::Shell(_) => format!("{:?}", cmd).replace("\",\"", "\" \""),
-                                Args::Exec(v) => format!("{v:?}"),
-                            };
-                            let cmdtext = match a {
-                                Args::Shell(s) => format!("/bin/sh -c {s}"),
-                                Args::Exec(_) => shown,
-                            };
-                            return Err(BuildError {
-                                message: format!(
-                                    "The command '{cmdtext}' returned a non-zero code: {code}"
-                                ),
-                                code: Some(code),
-                            });
-                        }
-                    }
-                }
-                Instruction::Copy {
-                    sources,
-                    dest,
-                    flags,
-                    heredocs,
-                }
-                | Instruction::Add {
-                    sources,
-                    dest,
-                    flags,
-                    heredocs,
-                } => {
-                    let dir = exec.temp_dir().map_err(|m| BuildError {
-                        message: m,
-                        code: None,
-                    })?;
-                    let r = (|| -> Result<(), BuildError> {
-                        let src_root: PathBuf = match &flags.from {
-                            Some(_) => {
-                                return fail("COPY --from is not supported by this builder yet")
-                            }
-                            None => context.to_path_buf(),
-                        };
-                        let dest = expand(dest)?;
-                        let wd = cfg
-                            .get("WorkingDir")
-                            .and_then(Value::as_str)
-                            .unwrap_or("/")
-                            .to_string();
-                        let dest_abs = if dest.starts_with('/') {
-                            dest.clone()
-                        } else {
-                            format!("{}/{}", wd.trim_end_matches('/'), dest)
-                        };
-                        let dest_is_dir = dest.ends_with('/')
-                            || dest.ends_with("/.")
-                            || dest == "."
-                            || sources.len() > 1;
-                        let target = inside(&dir, &dest_abs).ok_or_else(|| BuildError {
-                            message: "invalid destination".into(),
-                            code: None,
-                        })?;
-                        for s in sources {
-                            if let Some(h) = heredocs.iter().find(|h| {
-                                s == &format!("<<{}", h.name) || s == &format!("<<-{}", h.name)
-                            }) {
-                                let content = if h.expand {
-                                    lex.process_word(&h.content, &vars)
-                                        .unwrap_or_else(|_| h.content.clone())
-                                } else {
-                                    h.content.clone()
-                                };
-                                let t = if dest_is_dir {
-                                    target.join(&h.name)
-                                } else {
-                                    target.clone()
-                                };
-                                if let Some(p) = t.parent() {
-                                    std::fs::create_dir_all(p).map_err(|e| BuildError {
-                                        message: e.to_string(),
-                                        code: None,
-                                    })?;
-                                }
-                                std::fs::write(&t, content).map_err(|e| BuildError {
-                                    message: e.to_string(),
-                                    code: None,
-                                })?;
-                                continue;
-                            }
-                            let s = expand(s)?;
-                            let Some(src) = inside(&src_root, &s) else {
-                                return fail(format!(
-                                    "COPY failed: forbidden path outside the build context: {s}"
-                                ));
-                            };
-                            let md = std::fs::symlink_metadata(&src).map_err(|_| BuildError {
-                                message: format!("COPY failed: file not found in build context or excluded by .dockerignore: stat {s}: file does not exist"),
-                                code: None,
-                            })?;
-                            let t = if md.is_dir() {
-                                target.clone()
-                            } else if dest_is_dir {
-                                target.join(src.file_name().unwrap_or_default())
-                            } else {
-                                target.clone()
-                            };
-                            copy_tree(&src, &t).map_err(|e| BuildError {
-                                message: format!("COPY failed: {e}"),
-                                code: None,
-                            })?;
-                            if let Some(c) = &flags.chown {
-                                let (u, g) = c.split_once(':').unwrap_or((c, c));
-                                match (u.parse::<u32>(), g.parse::<u32>()) {
-                                    (Ok(u), Ok(g)) => chown_tree(&t, u, g).map_err(|e| BuildError { message: e.to_string(), code: None })?,
-                                    _ => return fail(format!("unable to convert uid/gid chown string to host mapping: {c}: only numeric ids are supported by this builder")),
-                                }
-                            }
-                            if let Some(m) = &flags.chmod {
-                                let mode = u32::from_str_radix(m, 8).map_err(|_| BuildError {
-                                    message: format!("invalid chmod parameter: {m}"),
-                                    code: None,
-                                })?;
-                                chmod_tree(&t, mode).map_err(|e| BuildError {
-                                    message: e.to_string(),
-                                    code: None,
-                                })?;
-                            }
-                        }
-                        Ok(())
-                    })();
-                    if let Err(e) = r {
-                        let _ = std::fs::remove_dir_all(&dir);
-                        return Err(e);
-                    }
-                    layer = Some(dir);
+                    object(&mut cfg, "ExposedPorts").insert(p, json!({}));
                 }
             }
-            let Some(l) = layer else {
-                // Metadata only: the config rides on the next layer or the final commit.
-                img.config = cfg;
-                dirty = true;
-                out(&format!(" ---> {}\n", short(&img.id)));
-                continue;
+            Instruction::Volume(vs) => {
+                for v in vs {
+                    let v = expand(v, &vars)?;
+                    object(&mut cfg, "Volumes").insert(v, json!({}));
+                }
+            }
+            Instruction::Maintainer(_) => {}
+            Instruction::Onbuild(t) => {
+                let e = cfg.entry("OnBuild").or_insert_with(|| json!([]));
+                if !e.is_array() {
+                    *e = json!([]);
+                }
+                if let Some(a) = e.as_array_mut() {
+                    a.push(Value::String(t.clone()));
+                }
+            }
+            Instruction::Healthcheck { test, flags } => {
+                let mut h = Map::new();
+                match test {
+                    None => {
+                        h.insert("Test".into(), json!(["NONE"]));
+                    }
+                    Some(Args::Exec(v)) => {
+                        let mut t = vec!["CMD".to_string()];
+                        t.extend(v.iter().cloned());
+                        h.insert("Test".into(), to_json(&t));
+                    }
+                    Some(Args::Shell(sh)) => {
+                        h.insert("Test".into(), json!(["CMD-SHELL", sh]));
+                    }
+                }
+                for (k, v) in [
+                    ("Interval", &flags.interval),
+                    ("Timeout", &flags.timeout),
+                    ("StartPeriod", &flags.start_period),
+                    ("StartInterval", &flags.start_interval),
+                ] {
+                    if let Some(v) = v {
+                        let ns = crate::instructions::parse_duration(v).map_err(msg)?;
+                        h.insert(k.into(), json!(ns));
+                    }
+                }
+                if let Some(r) = &flags.retries {
+                    h.insert("Retries".into(), json!(r.parse::<i64>().unwrap_or(0)));
+                }
+                cfg.insert("Healthcheck".into(), Value::Object(h));
+            }
+            Instruction::Run {
+                args: a,
+                heredocs,
+                mounts,
+                ..
+            } => return self.run_step(st, s, cfg, vars, a, heredocs, mounts),
+            Instruction::Copy {
+                sources,
+                dest,
+                flags,
+                heredocs,
+            } => return self.copy_step(st, s, cfg, vars, sources, dest, flags, heredocs, false),
+            Instruction::Add {
+                sources,
+                dest,
+                flags,
+                heredocs,
+            } => return self.copy_step(st, s, cfg, vars, sources, dest, flags, heredocs, true),
+        }
+        // Metadata only: the config rides on the next layer or the stage's final commit.
+        s.img.config = cfg;
+        s.dirty = true;
+        let id = short(&s.img.id);
+        self.say(&format!(" ---> {id}\n"));
+        Ok(())
+    }
+
+    /// `WORKDIR`: the directory is created (root-owned) when the image lacks it.
+    fn workdir(
+        &mut self,
+        _st: &Step,
+        s: &mut StageState,
+        cfg: Map<String, Value>,
+        wd: &str,
+    ) -> Result<(), BuildError> {
+        let key = cache_key(&[
+            "workdir",
+            s.img.id.as_deref().unwrap_or(""),
+            wd,
+            &Value::Object(cfg.clone()).to_string(),
+        ]);
+        let made = match self.cached(&key) {
+            // Remembered as the parent itself: the directory was already there.
+            Some(h) if h.id == s.img.id => None,
+            Some(h) => Some(h),
+            None => {
+                let rootfs = self.exec.open_rootfs(&s.img).map_err(msg)?;
+                let r = (|| -> Result<Option<ImageState>, BuildError> {
+                    copy::apply(&rootfs.path, &[], wd, true, copy::Meta::default())
+                        .map_err(|e| msg(format!("WORKDIR: {e}")))?;
+                    self.exec
+                        .commit_rootfs(&rootfs, &s.img, &cfg, &format!("WORKDIR {wd}"))
+                        .map_err(msg)
+                })();
+                self.exec.close_rootfs(&rootfs);
+                let made = r?;
+                self.exec.remember(&key, made.as_ref().unwrap_or(&s.img));
+                made
+            }
+        };
+        match made {
+            Some(img) => {
+                s.img = img;
+                s.img.config = cfg;
+                s.dirty = false;
+            }
+            None => {
+                s.img.config = cfg;
+                s.dirty = true;
+            }
+        }
+        let id = short(&s.img.id);
+        self.say(&format!(" ---> {id}\n"));
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_step(
+        &mut self,
+        st: &Step,
+        s: &mut StageState,
+        cfg: Map<String, Value>,
+        vars: Vec<(String, String)>,
+        a: &Args,
+        heredocs: &[Heredoc],
+        mounts: &[String],
+    ) -> Result<(), BuildError> {
+        let mut cmd = argv(a, &cfg);
+        if let (Args::Shell(sh), [h]) = (a, heredocs) {
+            if sh.trim() == format!("<<{}", h.name) || sh.trim() == format!("<<-{}", h.name) {
+                let mut v = shell_of(&cfg);
+                v.push(h.content.clone());
+                cmd = v;
+            }
+        }
+        // Build args are in the environment of RUN, not in the image.
+        let mut run_cfg = cfg.clone();
+        for (k, v) in &s.args {
+            if !env_list(&run_cfg).iter().any(|(e, _)| e == k) {
+                set_env(&mut run_cfg, k, v);
+            }
+        }
+        let mut held: Vec<Rootfs> = Vec::new();
+        let r = self.run_with_mounts(st, s, &cfg, &run_cfg, &vars, a, cmd, mounts, &mut held);
+        for h in &held {
+            self.exec.close_rootfs(h);
+        }
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_with_mounts(
+        &mut self,
+        st: &Step,
+        s: &mut StageState,
+        cfg: &Map<String, Value>,
+        run_cfg: &Map<String, Value>,
+        vars: &[(String, String)],
+        a: &Args,
+        cmd: Vec<String>,
+        mounts: &[String],
+        held: &mut Vec<Rootfs>,
+    ) -> Result<(), BuildError> {
+        let (run_mounts, mount_key) = self.run_mounts(mounts, vars, held)?;
+        let created_by = format!("/bin/sh -c {}", st.original);
+        let key = cache_key(&[
+            "run",
+            s.img.id.as_deref().unwrap_or(""),
+            &serde_json::to_string(&cmd).unwrap_or_default(),
+            &Value::Object(run_cfg.clone()).to_string(),
+            &mount_key,
+        ]);
+        if let Some(hit) = self.cached(&key) {
+            s.img = ImageState {
+                id: hit.id,
+                config: cfg.clone(),
             };
-            let created_by = format!("/bin/sh -c #(nop) {}", st.original);
-            let key = cache_key(&[
-                "layer",
-                img.id.as_deref().unwrap_or(""),
-                &st.original,
-                &hash_dir(&l),
-                &Value::Object(cfg.clone()).to_string(),
-            ]);
-            if let Some(hit) = (!opts.no_cache).then(|| exec.cached(&key)).flatten() {
-                let _ = std::fs::remove_dir_all(&l);
-                img = hit;
-                dirty = false;
-                out(" ---> Using cache\n");
-                out(&format!(" ---> {}\n", short(&img.id)));
+            s.dirty = false;
+            let id = short(&s.img.id);
+            self.say(&format!(" ---> Using cache\n ---> {id}\n"));
+            return Ok(());
+        }
+        let r = self
+            .exec
+            .run(
+                &s.img,
+                run_cfg,
+                cmd.clone(),
+                &run_mounts,
+                &created_by,
+                self.out,
+            )
+            .map_err(msg)?;
+        match r {
+            Ok(mut new) => {
+                self.exec.remember(&key, &new);
+                new.config = cfg.clone();
+                s.img = new;
+                s.dirty = false;
+                let id = short(&s.img.id);
+                self.say(&format!(" ---> {id}\n"));
+                Ok(())
+            }
+            Err(code) => {
+                let cmdtext = match a {
+                    Args::Shell(sh) => format!("/bin/sh -c {sh}"),
+                    Args::Exec(v) => format!("{v:?}"),
+                };
+                Err(BuildError {
+                    message: format!("The command '{cmdtext}' returned a non-zero code: {code}"),
+                    code: Some(code),
+                })
+            }
+        }
+    }
+
+    /// `RUN --mount=…` → mounts, and the text they add to the cache key.
+    fn run_mounts(
+        &mut self,
+        raw: &[String],
+        vars: &[(String, String)],
+        held: &mut Vec<Rootfs>,
+    ) -> Result<(Vec<RunMount>, String), BuildError> {
+        let mut mounts = Vec::new();
+        let mut key = String::new();
+        for m in raw {
+            let m = self
+                .lex
+                .process_word(m, &vars.to_vec())
+                .map_err(|e| msg(e.0))?;
+            let mut kind = "bind".to_string();
+            let (mut target, mut source, mut from, mut id) = (None, None, None, None);
+            let mut rw = false;
+            for kv in m.split(',') {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                match k.trim().to_lowercase().as_str() {
+                    "type" => kind = v.to_lowercase(),
+                    "target" | "dst" | "destination" => target = Some(v.to_string()),
+                    "source" | "src" => source = Some(v.to_string()),
+                    "from" => from = Some(v.to_string()),
+                    "id" => id = Some(v.to_string()),
+                    "rw" | "readwrite" => rw = v.is_empty() || v == "true",
+                    "ro" | "readonly" => rw = !(v.is_empty() || v == "true"),
+                    "sharing" | "mode" | "uid" | "gid" | "required" | "size" => {}
+                    other => return fail(format!("unexpected key '{other}' in '{kv}'")),
+                }
+            }
+            let target = match (&target, kind.as_str()) {
+                (Some(t), _) if !t.is_empty() => t.clone(),
+                (_, "secret") | (_, "ssh") => String::new(),
+                _ => return fail(format!("mount {m:?}: the target must be specified")),
+            };
+            match kind.as_str() {
+                "bind" => {
+                    let src = source.unwrap_or_default();
+                    let (root, kind) = match &from {
+                        None => (self.context.to_path_buf(), SourceKind::Context),
+                        Some(f) => {
+                            let img = self.image_for(f)?;
+                            let r = self.exec.open_rootfs(&img).map_err(msg)?;
+                            let p = r.path.clone();
+                            held.push(r);
+                            (p, SourceKind::Rootfs)
+                        }
+                    };
+                    let found = copy::find_sources(&root, kind, std::slice::from_ref(&src), "RUN --mount")
+                        .map_err(msg)?;
+                    let digest = copy::digest(&found).map_err(msg)?;
+                    let Some(Source::Path { real, .. }) = found.into_iter().next() else {
+                        return fail(format!("mount source {src:?} not found"));
+                    };
+                    key.push_str(&format!("bind:{target}:{rw}:{digest};"));
+                    mounts.push(RunMount::Bind {
+                        source: real,
+                        target,
+                        readonly: !rw,
+                    });
+                }
+                "cache" => {
+                    let id = id.unwrap_or_else(|| target.clone());
+                    let dir = self.exec.cache_mount(&id).map_err(msg)?;
+                    key.push_str(&format!("cache:{target};"));
+                    mounts.push(RunMount::Bind {
+                        source: dir,
+                        target,
+                        readonly: false,
+                    });
+                }
+                "tmpfs" => {
+                    key.push_str(&format!("tmpfs:{target};"));
+                    mounts.push(RunMount::Tmpfs { target });
+                }
+                "secret" | "ssh" => {
+                    return fail(format!(
+                        "RUN --mount=type={kind} needs BuildKit's secret and SSH forwarding, which berth's builder does not provide"
+                    ))
+                }
+                other => return fail(format!("unsupported mount type {other:?}")),
+            }
+        }
+        Ok((mounts, key))
+    }
+
+    /// The image behind `--from=`: an earlier stage (by name or index) or an image.
+    fn image_for(&mut self, from: &str) -> Result<ImageState, BuildError> {
+        let from = self
+            .lex
+            .process_word(from, &self.meta)
+            .map_err(|e| msg(e.0))?;
+        if let Some(j) = self.b.stage_index(&from) {
+            return match &self.built[j] {
+                Some(i) => Ok(i.clone()),
+                None => fail(format!("stage {from} was not built before it is used")),
+            };
+        }
+        self.exec.resolve(&from, self.out).map_err(msg)
+    }
+}
+
+impl Run<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn copy_step(
+        &mut self,
+        st: &Step,
+        s: &mut StageState,
+        cfg: Map<String, Value>,
+        vars: Vec<(String, String)>,
+        sources: &[String],
+        dest: &str,
+        flags: &CopyFlags,
+        heredocs: &[Heredoc],
+        is_add: bool,
+    ) -> Result<(), BuildError> {
+        let tmp = self.exec.temp_dir().map_err(msg)?;
+        let mut held = Vec::new();
+        let r = self.copy_inner(
+            st, s, cfg, &vars, sources, dest, flags, heredocs, is_add, &tmp, &mut held,
+        );
+        for h in &held {
+            self.exec.close_rootfs(h);
+        }
+        let _ = std::fs::remove_dir_all(&tmp);
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn copy_inner(
+        &mut self,
+        st: &Step,
+        s: &mut StageState,
+        cfg: Map<String, Value>,
+        vars: &[(String, String)],
+        sources: &[String],
+        dest: &str,
+        flags: &CopyFlags,
+        heredocs: &[Heredoc],
+        is_add: bool,
+        tmp: &Path,
+        held: &mut Vec<Rootfs>,
+    ) -> Result<(), BuildError> {
+        let instr = if is_add { "ADD" } else { "COPY" };
+        let vars = vars.to_vec();
+        let lex = self.lex;
+        let expand = |w: &str| {
+            lex.process_word(w, &vars)
+                .map_err(|e| msg(format!("line {}: {}", st.line, e.0)))
+        };
+        let dest = expand(dest)?;
+        let wd = cfg
+            .get("WorkingDir")
+            .and_then(Value::as_str)
+            .unwrap_or("/")
+            .to_string();
+        let dest_abs = if dest.starts_with('/') {
+            dest.clone()
+        } else {
+            format!("{}/{}", wd.trim_end_matches('/'), dest)
+        };
+        let ends_dir = dest.ends_with('/') || dest.ends_with("/.") || dest == "." || dest == "..";
+        let chown = flags.chown.as_deref().map(expand).transpose()?;
+        let chmod = flags
+            .chmod
+            .as_deref()
+            .map(copy::parse_chmod)
+            .transpose()
+            .map_err(msg)?;
+        let (root, kind) = match &flags.from {
+            Some(f) => {
+                let img = self.image_for(f)?;
+                let r = self.exec.open_rootfs(&img).map_err(msg)?;
+                let p = r.path.clone();
+                held.push(r);
+                (p, SourceKind::Rootfs)
+            }
+            None => (self.context.to_path_buf(), SourceKind::Context),
+        };
+        let mut found: Vec<Source> = Vec::new();
+        for (i, src) in sources.iter().enumerate() {
+            if let Some(h) = heredocs
+                .iter()
+                .find(|h| src == &format!("<<{}", h.name) || src == &format!("<<-{}", h.name))
+            {
+                let content = if h.expand {
+                    self.lex
+                        .process_word(&h.content, &vars)
+                        .unwrap_or_else(|_| h.content.clone())
+                } else {
+                    h.content.clone()
+                };
+                let f = tmp.join(format!("heredoc-{i}"));
+                std::fs::write(&f, content).map_err(|e| msg(e.to_string()))?;
+                found.push(Source::File {
+                    real: f,
+                    name: h.name.clone(),
+                    mode: 0o644,
+                    mtime: 0,
+                });
                 continue;
             }
-            let r = exec.commit(&img, Some(&l), &cfg, &created_by);
-            if let Ok(new) = &r {
-                exec.remember(&key, new);
+            let src = expand(src)?;
+            if is_add && (src.starts_with("http://") || src.starts_with("https://")) {
+                let f = tmp.join(format!("download-{i}"));
+                let mtime = self.exec.fetch(&src, &f).map_err(msg)?;
+                let path = src.split(['?', '#']).next().unwrap_or("");
+                let name = path
+                    .splitn(4, '/')
+                    .nth(3)
+                    .and_then(|p| p.rsplit('/').next())
+                    .unwrap_or("")
+                    .to_string();
+                if name.is_empty() && ends_dir {
+                    return fail(format!(
+                        "cannot determine filename from url: {src}: please specify the destination file name"
+                    ));
+                }
+                found.push(Source::File {
+                    real: f,
+                    name,
+                    mode: 0o600,
+                    mtime: mtime.unwrap_or(0),
+                });
+                continue;
             }
-            let _ = std::fs::remove_dir_all(&l);
-            img = r.map_err(|m| BuildError {
-                message: m,
-                code: None,
-            })?;
-            dirty = false;
-            out(&format!(" ---> {}\n", short(&img.id)));
-        }
-        if dirty {
-            let cfg = img.config.clone();
-            let key = cache_key(&[
-                "config",
-                img.id.as_deref().unwrap_or(""),
-                &Value::Object(cfg.clone()).to_string(),
-            ]);
-            let hit = (!opts.no_cache).then(|| exec.cached(&key)).flatten();
-            img = match hit {
-                Some(h) => Ok(h),
-                None => exec
-                    .commit(&img, None, &cfg, "/bin/sh -c #(nop) config")
-                    .inspect(|n| exec.remember(&key, n)),
+            let mut matched =
+                copy::find_sources(&root, kind, std::slice::from_ref(&src), instr).map_err(msg)?;
+            if is_add && kind == SourceKind::Context {
+                for m in matched.iter_mut() {
+                    if let Source::Path { real, .. } = m {
+                        if real.is_file() && copy::archive_kind(real).is_some() {
+                            *m = Source::Archive { real: real.clone() };
+                        }
+                    }
+                }
             }
-            .map_err(|m| BuildError {
-                message: m,
-                code: None,
-            })?;
+            found.extend(matched);
         }
-        built[si] = Some(img.clone());
-        last = Some(img);
-    }
-    let Some(mut img) = last else {
-        return fail("no stage to build");
-    };
-    if !opts.labels.is_empty() {
-        let mut cfg = img.config.clone();
-        let labels = cfg.entry("Labels").or_insert_with(|| json!({}));
-        if !labels.is_object() {
-            *labels = json!({});
-        }
-        for (k, v) in &opts.labels {
-            if let Some(m) = labels.as_object_mut() {
-                m.insert(k.clone(), Value::String(v.clone()));
-            }
-        }
-        img = exec
-            .commit(&img, None, &cfg, "LABEL")
-            .map_err(|m| BuildError {
-                message: m,
-                code: None,
-            })?;
-    }
-    match img.id {
-        Some(id) => {
-            out(&format!(
-                "Successfully built {}\n",
-                short(&Some(id.clone()))
+        if found.len() > 1 && !ends_dir {
+            return fail(format!(
+                "When using {instr} with more than one source file, the destination must be a directory and end with a /"
             ));
-            Ok(id)
         }
-        None => fail("no image was built: the final stage is scratch with no changes"),
+        let digest = copy::digest(&found).map_err(msg)?;
+        let key = cache_key(&[
+            "copy",
+            s.img.id.as_deref().unwrap_or(""),
+            instr,
+            &dest_abs,
+            if ends_dir { "dir" } else { "file" },
+            &digest,
+            chown.as_deref().unwrap_or(""),
+            &chmod.map(|m| m.to_string()).unwrap_or_default(),
+            &Value::Object(cfg.clone()).to_string(),
+        ]);
+        if let Some(hit) = self.cached(&key) {
+            s.img = ImageState {
+                id: hit.id,
+                config: cfg,
+            };
+            s.dirty = false;
+            let id = short(&s.img.id);
+            self.say(&format!(" ---> Using cache\n ---> {id}\n"));
+            return Ok(());
+        }
+        let rootfs = self.exec.open_rootfs(&s.img).map_err(msg)?;
+        let r = (|| -> Result<Option<ImageState>, BuildError> {
+            let owner = chown
+                .as_deref()
+                .map(|c| copy::chown_ids(&rootfs.path, c))
+                .transpose()
+                .map_err(msg)?;
+            let meta = copy::Meta {
+                owner,
+                mode: chmod,
+                root_owned: kind == SourceKind::Context,
+            };
+            copy::apply(&rootfs.path, &found, &dest_abs, ends_dir, meta)
+                .map_err(|e| msg(format!("{instr} failed: {e}")))?;
+            self.exec
+                .commit_rootfs(
+                    &rootfs,
+                    &s.img,
+                    &cfg,
+                    &format!("/bin/sh -c #(nop) {}", st.original),
+                )
+                .map_err(msg)
+        })();
+        self.exec.close_rootfs(&rootfs);
+        match r? {
+            Some(img) => {
+                self.exec.remember(&key, &img);
+                s.img = img;
+                s.img.config = cfg;
+                s.dirty = false;
+            }
+            None => {
+                s.img.config = cfg;
+                s.dirty = true;
+            }
+        }
+        let id = short(&s.img.id);
+        self.say(&format!(" ---> {id}\n"));
+        Ok(())
     }
 }
 
@@ -806,58 +1132,96 @@ mod tests {
         }
     }
     impl Executor for Fake {
-        fn resolve(&mut self, name: &str) -> Result<ImageState, String> {
+        fn resolve(&mut self, name: &str, _: &mut dyn FnMut(&str)) -> Result<ImageState, String> {
             self.log.push(format!("resolve {name}"));
             if name == "missing" {
                 return Err("pull access denied for missing".into());
             }
-            Ok(self.next(&Map::new()))
+            let mut cfg = Map::new();
+            if name == "withtriggers" {
+                cfg.insert("OnBuild".into(), json!(["RUN echo triggered"]));
+            }
+            Ok(self.next(&cfg))
         }
         fn run(
             &mut self,
             _: &ImageState,
             cfg: &Map<String, Value>,
             argv: Vec<String>,
+            mounts: &[RunMount],
             _: &str,
             out: &mut dyn FnMut(&str),
         ) -> Result<Result<ImageState, i64>, String> {
-            self.log
-                .push(format!("run {argv:?} env={:?}", cfg.get("Env")));
+            self.log.push(format!(
+                "run {argv:?} env={:?} mounts={}",
+                cfg.get("Env"),
+                mounts.len()
+            ));
             out("output\n");
             if argv.last().map(String::as_str) == Some("false") {
                 return Ok(Err(1));
             }
             Ok(Ok(self.next(cfg)))
         }
-        fn commit(
+        fn open_rootfs(&mut self, _: &ImageState) -> Result<Rootfs, String> {
+            let path = self.temp_dir()?;
+            Ok(Rootfs {
+                id: path.display().to_string(),
+                path,
+            })
+        }
+        fn commit_rootfs(
+            &mut self,
+            r: &Rootfs,
+            _: &ImageState,
+            cfg: &Map<String, Value>,
+            _: &str,
+        ) -> Result<Option<ImageState>, String> {
+            let mut files = Vec::new();
+            fn walk(base: &Path, p: &Path, out: &mut Vec<String>) {
+                for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+                    let path = e.path();
+                    let rel = path
+                        .strip_prefix(base)
+                        .unwrap_or(&path)
+                        .display()
+                        .to_string();
+                    if path.is_dir() {
+                        out.push(format!("{rel}/"));
+                        walk(base, &path, out);
+                    } else {
+                        let c = std::fs::read_to_string(&path).unwrap_or_default();
+                        out.push(format!("{rel}={}", c.trim()));
+                    }
+                }
+            }
+            walk(&r.path, &r.path, &mut files);
+            files.sort();
+            if files.is_empty() {
+                return Ok(None);
+            }
+            self.log.push(format!("commit layer={files:?}"));
+            Ok(Some(self.next(cfg)))
+        }
+        fn close_rootfs(&mut self, r: &Rootfs) {
+            let _ = std::fs::remove_dir_all(&r.path);
+        }
+        fn commit_config(
             &mut self,
             _: &ImageState,
-            layer: Option<&Path>,
             cfg: &Map<String, Value>,
             _: &str,
         ) -> Result<ImageState, String> {
-            let mut files = Vec::new();
-            if let Some(l) = layer {
-                fn walk(base: &Path, p: &Path, out: &mut Vec<String>) {
-                    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
-                        let path = e.path();
-                        if path.is_dir() {
-                            walk(base, &path, out);
-                        } else {
-                            let c = std::fs::read_to_string(&path).unwrap_or_default();
-                            out.push(format!(
-                                "{}={}",
-                                path.strip_prefix(base).unwrap_or(&path).display(),
-                                c.trim()
-                            ));
-                        }
-                    }
-                }
-                walk(l, l, &mut files);
-                files.sort();
-            }
-            self.log.push(format!("commit layer={files:?}"));
+            self.log.push("commit config".into());
             Ok(self.next(cfg))
+        }
+        fn fetch(&mut self, url: &str, _: &Path) -> Result<Option<u64>, String> {
+            Err(format!("no network in unit tests: {url}"))
+        }
+        fn cache_mount(&mut self, id: &str) -> Result<PathBuf, String> {
+            let d = self.tmp.0.join("cache").join(id.replace('/', "_"));
+            std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
+            Ok(d)
         }
         fn temp_dir(&mut self) -> Result<PathBuf, String> {
             self.n += 1;
@@ -915,16 +1279,17 @@ mod tests {
         assert!(text.starts_with("Step 1/6 : FROM $BASE\n"));
         assert!(text.contains("Step 3/6 : RUN echo $A\n"));
         assert!(text.contains("output\n"));
-        assert!(text.ends_with(&format!("Successfully built {}\n", &id[7..19])));
+        assert!(text.ends_with(&format!(" ---> {}\n", &id[7..19])), "{text}");
         assert_eq!(log[0], "resolve busybox");
         assert!(
             log[1].starts_with("run [\"/bin/sh\", \"-c\", \"echo $A\"]"),
             "{log:?}"
         );
-        assert_eq!(log[2], "commit layer=[\"dst/f.txt=hello\"]");
-        // WORKDIR and CMD after the last layer: one config-only commit.
-        assert_eq!(log[3], "commit layer=[]");
-        assert_eq!(log.len(), 4);
+        assert_eq!(log[2], "commit layer=[\"dst/\", \"dst/f.txt=hello\"]");
+        // WORKDIR makes the missing directory; CMD after the last layer: a config commit.
+        assert_eq!(log[3], "commit layer=[\"sub/\"]");
+        assert_eq!(log[4], "commit config");
+        assert_eq!(log.len(), 5);
     }
 
     #[test]
@@ -981,7 +1346,7 @@ mod tests {
             Options::default(),
         );
         r.unwrap();
-        assert_eq!(log[1], "commit layer=[\"etc/x=hi\"]");
+        assert_eq!(log[1], "commit layer=[\"etc/\", \"etc/x=hi\"]");
         assert!(
             log[2].starts_with("run [\"/bin/sh\", \"-c\", \"echo a\\n\"]"),
             "{log:?}"

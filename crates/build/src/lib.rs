@@ -9,8 +9,10 @@
 //!
 //! It knows nothing of HTTP, containers or the daemon.
 
+pub mod copy;
 pub mod dockerignore;
 pub mod executor;
+pub mod glob;
 pub mod instructions;
 pub mod lint;
 pub mod parser;

@@ -1,17 +1,25 @@
 //! The build executor: `berth_build::executor::Executor` over the daemon's lifecycle
 //! (create a container from the previous image, run it, wait, commit its upper dir with
-//! `ImageStore::commit`, remove it). Runs on a blocking thread; async lifecycle calls go
-//! through the runtime handle.
+//! `ImageStore::commit`, remove it), snapshots mounted for COPY/ADD, registry pulls of
+//! missing base images, and `ADD <url>` downloads. Runs on a blocking thread; async calls go
+//! through the runtime handle. When the client goes away (`cancel` closes) the running
+//! container is killed and every snapshot the build made is removed.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use berth_api::models::{ContainerCreateBody, HostConfig};
-use berth_build::executor::{Executor, ImageState};
+use berth_api::models::{ContainerCreateBody, HostConfig, Mount, MountTypeEnum};
+use berth_build::executor::{Executor, ImageState, Rootfs, RunMount};
 use berth_image::Digest;
 use serde_json::{Map, Value};
 
 use crate::lifecycle;
+
+mod fetch;
 use crate::state::Shared;
+
+/// Closed when the client of the build has gone away.
+pub type CancelSignal = tokio::sync::mpsc::Sender<axum::body::Bytes>;
 
 pub struct DaemonExecutor {
     pub d: Shared,
@@ -19,6 +27,11 @@ pub struct DaemonExecutor {
     /// Scratch space for layers, removed with the build.
     pub tmp: PathBuf,
     pub network_mode: Option<String>,
+    /// `--pull`: fetch base images even when they are present.
+    pub always_pull: bool,
+    cancel: Option<CancelSignal>,
+    /// Snapshots opened and not yet closed (removed on drop).
+    open: Vec<String>,
     n: usize,
 }
 
@@ -28,12 +41,16 @@ impl DaemonExecutor {
         rt: tokio::runtime::Handle,
         tmp: PathBuf,
         network_mode: Option<String>,
+        cancel: Option<CancelSignal>,
     ) -> Self {
         DaemonExecutor {
             d,
             rt,
             tmp,
             network_mode,
+            always_pull: false,
+            cancel,
+            open: Vec::new(),
             n: 0,
         }
     }
@@ -45,6 +62,53 @@ impl DaemonExecutor {
             .resolve(&id.to_string())
             .map_err(|e| e.to_string())?;
         image_state(&rec)
+    }
+
+    fn pull(&mut self, name: &str, out: &mut dyn FnMut(&str)) -> Result<(), String> {
+        let r = berth_image::Reference::parse_normalized(name).map_err(|e| e.to_string())?;
+        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = lines.clone();
+        let progress: berth_registry::ProgressFn = Arc::new(move |p: berth_registry::Progress| {
+            // Byte counters are for terminals; the build log keeps the status lines.
+            if p.bytes.is_none() {
+                let line = if p.id.is_empty() {
+                    format!("{}\n", p.status)
+                } else {
+                    format!("{}: {}\n", p.id, p.status)
+                };
+                if let Ok(mut l) = sink.lock() {
+                    l.push(line);
+                }
+            }
+        });
+        let cfg = crate::routes::registry::registry_config();
+        let store = self.d.images.clone();
+        let res = self.rt.block_on(berth_registry::pull(
+            &cfg,
+            store,
+            &r,
+            &berth_registry::Platform::default(),
+            None,
+            progress,
+        ));
+        if let Ok(l) = lines.lock() {
+            for line in l.iter() {
+                out(line);
+            }
+        }
+        res.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(|c| c.is_closed())
+    }
+}
+
+impl Drop for DaemonExecutor {
+    fn drop(&mut self) {
+        for id in std::mem::take(&mut self.open) {
+            let _ = self.d.images.snapshots().remove_container(&id);
+        }
     }
 }
 
@@ -74,8 +138,31 @@ fn strings(cfg: &Map<String, Value>, k: &str) -> Option<Vec<String>> {
     })
 }
 
+fn parent_digest(image: &ImageState) -> Result<Option<Digest>, String> {
+    image
+        .id
+        .as_deref()
+        .map(Digest::parse)
+        .transpose()
+        .map_err(|e| e.to_string())
+}
+
+fn dir_is_empty(p: &Path) -> bool {
+    std::fs::read_dir(p)
+        .map(|mut r| r.next().is_none())
+        .unwrap_or(true)
+}
+
 impl Executor for DaemonExecutor {
-    fn resolve(&mut self, name: &str) -> Result<ImageState, String> {
+    fn resolve(&mut self, name: &str, out: &mut dyn FnMut(&str)) -> Result<ImageState, String> {
+        if self.always_pull || self.d.images.resolve(name).is_err() {
+            if let Err(e) = self.pull(name, out) {
+                // `--pull` on an image that exists only here keeps the local one, as Docker.
+                if self.d.images.resolve(name).is_err() {
+                    return Err(format!("pull access denied for {name}, repository does not exist or may require 'docker login': {e}"));
+                }
+            }
+        }
         let rec = self
             .d
             .images
@@ -89,12 +176,33 @@ impl Executor for DaemonExecutor {
         image: &ImageState,
         config: &Map<String, Value>,
         argv: Vec<String>,
+        mounts: &[RunMount],
         created_by: &str,
         out: &mut dyn FnMut(&str),
     ) -> Result<Result<ImageState, i64>, String> {
         let Some(parent) = image.id.clone() else {
             return Err("RUN needs a base image: the stage is FROM scratch with no shell".into());
         };
+        let mut binds = Vec::new();
+        let mut tmpfs = std::collections::HashMap::new();
+        for m in mounts {
+            match m {
+                RunMount::Bind {
+                    source,
+                    target,
+                    readonly,
+                } => binds.push(Mount {
+                    typ: Some(MountTypeEnum::BIND),
+                    source: Some(source.display().to_string()),
+                    target: Some(target.clone()),
+                    read_only: Some(*readonly),
+                    ..Default::default()
+                }),
+                RunMount::Tmpfs { target } => {
+                    tmpfs.insert(target.clone(), String::new());
+                }
+            }
+        }
         let body = ContainerCreateBody {
             image: Some(parent.clone()),
             cmd: Some(argv),
@@ -110,6 +218,8 @@ impl Executor for DaemonExecutor {
                 .map(str::to_string),
             host_config: Some(HostConfig {
                 network_mode: self.network_mode.clone(),
+                mounts: (!binds.is_empty()).then_some(binds),
+                tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
                 ..Default::default()
             }),
             ..Default::default()
@@ -125,7 +235,22 @@ impl Executor for DaemonExecutor {
             self.rt
                 .block_on(lifecycle::start(&d, &c))
                 .map_err(|e| e.to_string())?;
-            let code = self.rt.block_on(lifecycle::wait(c.clone(), "not-running"));
+            let cancel = self.cancel.clone();
+            let code = self.rt.block_on(async {
+                let gone = async {
+                    match &cancel {
+                        Some(c) => c.closed().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    code = lifecycle::wait(c.clone(), "not-running") => Some(code),
+                    _ = gone => None,
+                }
+            });
+            let Some(code) = code else {
+                return Err("build cancelled: the client went away".into());
+            };
             if let Ok(log) = std::fs::read_to_string(d.paths.log_path(&cid)) {
                 for line in log.lines() {
                     if let Ok(v) = serde_json::from_str::<Value>(line) {
@@ -159,50 +284,105 @@ impl Executor for DaemonExecutor {
                 .map_err(|e| e.to_string())?;
             Ok(Ok(self.state(&id)?))
         })();
+        // Force removal kills the container if it still runs (a cancelled build).
         if let Ok(c) = d.find(&cid) {
             let _ = self.rt.block_on(lifecycle::remove(&d, &c, true, true));
         }
         result
     }
 
-    fn commit(
+    fn open_rootfs(&mut self, image: &ImageState) -> Result<Rootfs, String> {
+        let lowers = match parent_digest(image)? {
+            Some(id) => self.d.images.lowers(&id).map_err(|e| e.to_string())?,
+            None => Vec::new(),
+        };
+        let id = format!("build-{:016x}", rand::random::<u64>());
+        let snaps = self.d.images.snapshots();
+        let snap = snaps
+            .prepare_container(&id, &lowers)
+            .map_err(|e| e.to_string())?;
+        self.open.push(id.clone());
+        snap.mount().map_err(|e| {
+            let _ = snaps.remove_container(&id);
+            format!("mounting the build snapshot: {e}")
+        })?;
+        Ok(Rootfs {
+            id,
+            path: snap.merged,
+        })
+    }
+
+    fn commit_rootfs(
         &mut self,
+        rootfs: &Rootfs,
         image: &ImageState,
-        layer: Option<&Path>,
         config: &Map<String, Value>,
         created_by: &str,
-    ) -> Result<ImageState, String> {
-        let empty;
-        let dir = match layer {
-            Some(l) => l,
-            None => {
-                empty = self.temp_dir()?;
-                &empty
-            }
-        };
-        let parent = image
-            .id
-            .as_deref()
-            .map(Digest::parse)
-            .transpose()
+    ) -> Result<Option<ImageState>, String> {
+        let snap = self
+            .d
+            .images
+            .snapshots()
+            .container(&rootfs.id)
             .map_err(|e| e.to_string())?;
-        let r = self
+        if dir_is_empty(&snap.upper) {
+            return Ok(None);
+        }
+        let id = self
             .d
             .images
             .commit(
-                dir,
-                parent.as_ref(),
+                &snap.upper,
+                parent_digest(image)?.as_ref(),
                 run_config(config)?,
                 None,
                 None,
                 created_by.to_string(),
                 None,
             )
-            .map_err(|e| e.to_string());
-        if layer.is_none() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-        self.state(&r?)
+            .map_err(|e| e.to_string())?;
+        Ok(Some(self.state(&id)?))
+    }
+
+    fn close_rootfs(&mut self, rootfs: &Rootfs) {
+        let _ = self.d.images.snapshots().remove_container(&rootfs.id);
+        self.open.retain(|i| i != &rootfs.id);
+    }
+
+    fn commit_config(
+        &mut self,
+        image: &ImageState,
+        config: &Map<String, Value>,
+        created_by: &str,
+    ) -> Result<ImageState, String> {
+        let id = self
+            .d
+            .images
+            .commit_config(
+                parent_digest(image)?.as_ref(),
+                run_config(config)?,
+                created_by.to_string(),
+            )
+            .map_err(|e| e.to_string())?;
+        self.state(&id)
+    }
+
+    fn fetch(&mut self, url: &str, dest: &Path) -> Result<Option<u64>, String> {
+        self.rt.block_on(fetch::http_get(url, dest))
+    }
+
+    fn cache_mount(&mut self, id: &str) -> Result<PathBuf, String> {
+        use sha2::Digest as _;
+        let key = hex::encode(sha2::Sha256::digest(id.as_bytes()));
+        let p = self
+            .d
+            .paths
+            .data_root
+            .join("build-cache")
+            .join("mounts")
+            .join(key);
+        std::fs::create_dir_all(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        Ok(p)
     }
 
     fn cached(&mut self, key: &str) -> Option<ImageState> {
@@ -226,5 +406,9 @@ impl Executor for DaemonExecutor {
         let p = self.tmp.join(format!("layer-{}", self.n));
         std::fs::create_dir_all(&p).map_err(|e| format!("{}: {e}", p.display()))?;
         Ok(p)
+    }
+
+    fn cancelled(&mut self) -> bool {
+        self.is_cancelled()
     }
 }

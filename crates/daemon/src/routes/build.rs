@@ -56,6 +56,7 @@ pub async fn build(State(d): State<Shared>, req: Request) -> ApiResult<Response>
         no_cache: parse_bool(first(&pairs, "nocache").as_deref()),
     };
     let network = first(&pairs, "networkmode").filter(|n| !n.is_empty() && n != "default");
+    let always_pull = parse_bool(first(&pairs, "pull").as_deref());
     for t in &tags {
         berth_image::Reference::parse_normalized(t)
             .map_err(|e| ApiError::bad_request(format!("invalid reference format: {e}")))?;
@@ -110,7 +111,15 @@ pub async fn build(State(d): State<Shared>, req: Request) -> ApiResult<Response>
     let rt = tokio::runtime::Handle::current();
     let d2 = d.clone();
     tokio::task::spawn_blocking(move || {
-        let mut exec = DaemonExecutor::new(d2.clone(), rt, tmp.join("layers"), network);
+        // The executor watches `tx`: it closes when the client disconnects.
+        let mut exec = DaemonExecutor::new(
+            d2.clone(),
+            rt,
+            tmp.join("layers"),
+            network,
+            Some(tx.clone()),
+        );
+        exec.always_pull = always_pull;
         let send = |v: Value| {
             let _ = tx.blocking_send(line(v));
         };
@@ -120,11 +129,17 @@ pub async fn build(State(d): State<Shared>, req: Request) -> ApiResult<Response>
             }
         };
         let r = executor::build(&plan, &opts, &ctx, df.escape, &mut exec, &mut out);
+        // Snapshots and containers go before the answer ends.
+        drop(exec);
         match r {
             Ok(id) => {
+                // As Docker's classic builder: the aux ID, then "Successfully built".
                 send(json!({"aux": {"ID": id}}));
                 if quiet {
                     send(json!({"stream": format!("{id}\n")}));
+                } else {
+                    let short: String = id.trim_start_matches("sha256:").chars().take(12).collect();
+                    send(json!({"stream": format!("Successfully built {short}\n")}));
                 }
                 let digest = berth_image::Digest::parse(&id);
                 for t in &tags {

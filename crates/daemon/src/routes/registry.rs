@@ -27,6 +27,11 @@ fn config() -> RegistryConfig {
     CONFIG.get().cloned().unwrap_or_default()
 }
 
+/// The daemon-wide registry options, for other services that pull (the builder).
+pub fn registry_config() -> RegistryConfig {
+    config()
+}
+
 fn first(pairs: &[(String, String)], key: &str) -> Option<String> {
     pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
 }

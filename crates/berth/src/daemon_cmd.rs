@@ -42,6 +42,9 @@ pub struct DaemonArgs {
     /// Enable insecure registry communication (plain HTTP; repeatable)
     #[arg(long = "insecure-registry")]
     pub insecure_registry: Vec<String>,
+    /// Directory of per-registry TLS certificates (<dir>/<host:port>/ca.crt, client.cert, client.key)
+    #[arg(long = "registry-certs-dir", default_value = "/etc/berth/certs.d")]
+    pub registry_certs_dir: std::path::PathBuf,
 }
 
 pub fn run(a: DaemonArgs) -> anyhow::Result<i32> {
@@ -58,6 +61,7 @@ pub fn run(a: DaemonArgs) -> anyhow::Result<i32> {
         default_address_pool: a.default_address_pool,
         registry_mirrors: a.registry_mirror,
         insecure_registries: a.insecure_registry,
+        registry_certs_dir: a.registry_certs_dir,
     })?;
     Ok(0)
 }

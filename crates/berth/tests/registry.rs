@@ -9,16 +9,148 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// A `docker-registry serve` on 127.0.0.1:<free port>, killed (by its PID) on drop.
+/// A `docker-registry serve` on <ip>:<free port> (127.0.0.1 unless told), killed (by its
+/// PID) on drop.
 struct Registry {
     child: Child,
+    ip: String,
     port: u16,
     dir: tempfile::TempDir,
 }
 
+/// How a test registry is set up beyond the defaults (plain HTTP on 127.0.0.1, no auth).
+#[derive(Default)]
+struct RegistryOpts {
+    /// Listen on this address instead of 127.0.0.1.
+    ip: Option<String>,
+    /// `http.tls`: (certificate, key, client CA that client certificates must chain to).
+    tls: Option<(PathBuf, PathBuf, Option<PathBuf>)>,
+    /// The `auth:` section, as YAML.
+    auth: String,
+}
+
 fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    free_port_on("127.0.0.1")
+}
+
+fn free_port_on(ip: &str) -> u16 {
+    let l = TcpListener::bind((ip, 0)).expect("bind a free port");
     l.local_addr().expect("local addr").port()
+}
+
+/// Runs `openssl ARGS` in `dir`, asserting success.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {}: {}",
+        args.join(" "),
+        stderr(&out)
+    );
+}
+
+/// A throwaway PKI made with openssl in `dir`: a CA (`ca.crt`/`ca.key`) and leaf
+/// certificates it signs (P-256 keys: fast to make).
+struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    fn new(dir: &Path) -> Pki {
+        fs::create_dir_all(dir).expect("pki dir");
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=berth test CA",
+            ],
+        );
+        Pki {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// `<name>.crt` + `<name>.key` signed by the CA, with these X.509v3 extensions.
+    fn leaf(&self, name: &str, extensions: &str) -> (PathBuf, PathBuf) {
+        let ext = self.dir.join(format!("{name}.ext"));
+        fs::write(&ext, extensions).expect("write extensions");
+        let (key, csr, crt) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+        );
+        openssl(
+            &self.dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                &format!("/CN={name}"),
+            ],
+        );
+        openssl(
+            &self.dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "2",
+                "-extfile",
+                ext.to_str().expect("utf-8 path"),
+            ],
+        );
+        (self.dir.join(crt), self.dir.join(key))
+    }
+
+    /// A server certificate for these IP addresses.
+    fn server(&self, name: &str, ips: &[&str]) -> (PathBuf, PathBuf) {
+        let sans: Vec<String> = ips.iter().map(|i| format!("IP:{i}")).collect();
+        self.leaf(
+            name,
+            &format!(
+                "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName={}\n",
+                sans.join(",")
+            ),
+        )
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.join("ca.crt")
+    }
 }
 
 /// A bcrypt htpasswd line ("user:$2b$…") from python's crypt module.
@@ -41,7 +173,6 @@ fn htpasswd_line(user: &str, pw: &str) -> String {
 impl Registry {
     fn start(htpasswd: Option<(&str, &str)>) -> Registry {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
         let auth = match htpasswd {
             Some((u, p)) => {
                 let f = dir.path().join("htpasswd");
@@ -53,8 +184,37 @@ impl Registry {
             }
             None => String::new(),
         };
+        Registry::start_in(
+            dir,
+            RegistryOpts {
+                auth,
+                ..Default::default()
+            },
+        )
+    }
+
+    fn start_with(opts: RegistryOpts) -> Registry {
+        Registry::start_in(tempfile::tempdir().expect("tempdir"), opts)
+    }
+
+    fn start_in(dir: tempfile::TempDir, opts: RegistryOpts) -> Registry {
+        let ip = opts.ip.unwrap_or_else(|| "127.0.0.1".to_string());
+        let port = free_port_on(&ip);
+        let tls = match &opts.tls {
+            Some((crt, key, client_ca)) => format!(
+                "  tls:\n    certificate: {}\n    key: {}\n{}",
+                crt.display(),
+                key.display(),
+                client_ca
+                    .as_ref()
+                    .map(|c| format!("    clientcas:\n      - {}\n", c.display()))
+                    .unwrap_or_default()
+            ),
+            None => String::new(),
+        };
+        let auth = &opts.auth;
         let cfg = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: berth-test\n{auth}",
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {ip}:{port}\n  secret: berth-test\n{tls}{auth}",
             dir.path().join("store").display()
         );
         let cfg_path = dir.path().join("config.yml");
@@ -68,9 +228,14 @@ impl Registry {
             .stderr(log)
             .spawn()
             .expect("start docker-registry");
-        let r = Registry { child, port, dir };
+        let r = Registry {
+            child,
+            ip,
+            port,
+            dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect((r.ip.as_str(), port)).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "registry did not listen: {}",
@@ -82,7 +247,7 @@ impl Registry {
     }
 
     fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.ip, self.port)
     }
 
     /// The blob's data file in the registry's storage.
@@ -732,4 +897,113 @@ esac
         );
         assert!(!bin.join("store.json").exists(), "{client:?}: erased");
     }
+}
+
+/// An https registry on the test daemon's bridge address (not loopback, so verified as
+/// Docker verifies it) that also demands a client certificate: unknown CA → x509 error;
+/// the CA in certs.d but no client certificate → refused; both → push/pull round trip.
+#[test]
+fn https_registry_trusted_through_certs_d() {
+    let mut d = TestDaemon::start();
+    let ip = format!("10.49.{}.1", d.net_slot);
+    let pki = Pki::new(&d.dir.join("pki"));
+    let (crt, key) = pki.server("registry", &[&ip]);
+    let reg = Registry::start_with(RegistryOpts {
+        ip: Some(ip.clone()),
+        tls: Some((crt, key, Some(pki.ca()))),
+        ..Default::default()
+    });
+    let certs_d = d.dir.join("certs.d");
+    let _daemon = FlaggedDaemon::start(
+        &mut d,
+        &["--registry-certs-dir", certs_d.to_str().expect("utf-8")],
+    );
+    let name = format!("{}/tls/bb:1", reg.host());
+    d.ok(&["tag", "busybox", &name]);
+
+    for client in CLIENTS {
+        let out = d.cli(client, &["push", &name]);
+        assert_ne!(code(&out), 0, "{client:?}: pushed without trusting the CA");
+        assert!(
+            stderr(&out).contains("x509: certificate signed by unknown authority"),
+            "{client:?}: {}",
+            stderr(&out)
+        );
+        let out = d.cli(client, &["pull", &name]);
+        assert!(
+            stderr(&out).contains("x509: certificate signed by unknown authority"),
+            "{client:?}: {}",
+            stderr(&out)
+        );
+    }
+
+    let host_dir = certs_d.join(reg.host());
+    fs::create_dir_all(&host_dir).expect("certs.d/<host:port>");
+    fs::copy(pki.ca(), host_dir.join("ca.crt")).expect("copy the CA");
+    let out = d.berth(&["push", &name]);
+    assert_ne!(code(&out), 0, "pushed without the client certificate");
+
+    let (ccrt, ckey) = pki.leaf(
+        "client",
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
+    );
+    fs::copy(ccrt, host_dir.join("client.cert")).expect("copy the client certificate");
+    fs::copy(ckey, host_dir.join("client.key")).expect("copy the client key");
+    let id = d.ok(&["image", "inspect", "-f", "{{.Id}}", &name]);
+    for client in CLIENTS {
+        let tagged = format!("{}/tls/{}:1", reg.host(), client.name());
+        d.cli_ok(client, &["tag", &name, &tagged]);
+        let out = d.cli(client, &["push", &tagged]);
+        assert_success(&format!("{client:?} push over https"), &out);
+        let digest = combined(&out)
+            .split_whitespace()
+            .skip_while(|w| *w != "digest:")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        assert!(digest.starts_with("sha256:"), "{}", combined(&out));
+        d.cli_ok(client, &["rmi", &tagged]);
+        let out = d.cli(client, &["pull", &tagged]);
+        assert_success(&format!("{client:?} pull over https"), &out);
+        assert!(
+            combined(&out).contains(&format!("Digest: {digest}")),
+            "{client:?}: {}",
+            combined(&out)
+        );
+        assert_eq!(
+            d.cli_ok(client, &["image", "inspect", "-f", "{{.Id}}", &tagged]),
+            id
+        );
+    }
+    assert_eq!(
+        d.ok(&["run", "--rm", &name, "echo", "over-tls"]),
+        "over-tls"
+    );
+}
+
+/// A loopback registry speaking https with a certificate nobody trusts: loopback registries
+/// are insecure (as in Docker), so berth uses https without verifying and needs no CA.
+#[test]
+fn loopback_https_registry_needs_no_ca() {
+    let d = TestDaemon::start();
+    let pki = Pki::new(&d.dir.join("pki"));
+    let (crt, key) = pki.server("registry", &["127.0.0.1"]);
+    let reg = Registry::start_with(RegistryOpts {
+        tls: Some((crt, key, None)),
+        ..Default::default()
+    });
+    for client in CLIENTS {
+        let name = format!("{}/lo/{}:1", reg.host(), client.name());
+        d.cli_ok(client, &["tag", "busybox", &name]);
+        d.cli_ok(client, &["push", &name]);
+        d.cli_ok(client, &["rmi", &name]);
+        d.cli_ok(client, &["pull", &name]);
+    }
+    // It really spoke TLS: plain HTTP to it is refused by the registry.
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://{}/v2/", reg.host()))
+        .output()
+        .expect("curl");
+    assert_eq!(stdout(&out).trim(), "400", "plain HTTP to a TLS registry");
 }

@@ -56,6 +56,9 @@ pub struct Config {
     pub registry_mirrors: Vec<String>,
     /// `--insecure-registry`: plain-HTTP registries (loopback ones always are).
     pub insecure_registries: Vec<String>,
+    /// `--registry-certs-dir`: per-registry CAs and client certificates,
+    /// `<dir>/<host:port>/{ca.crt,client.cert,client.key}` (default `/etc/berth/certs.d`).
+    pub registry_certs_dir: PathBuf,
     /// `-b/--bridge-name`: the default bridge's device (default `berth0`).
     pub bridge_name: String,
     /// `--bip`: the default bridge's address and prefix (default 172.17.0.1/16).
@@ -120,6 +123,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     routes::registry::set_config(berth_registry::RegistryConfig {
         mirrors: config.registry_mirrors.clone(),
         insecure: config.insecure_registries.clone(),
+        certs_dir: Some(config.registry_certs_dir.clone()),
     });
     let runtime = runtime_choice(&config.runtime)?;
     let shim = shim_path(&config)?;

@@ -1,12 +1,14 @@
 //! The HTTP side of a registry: one endpoint (scheme + host), its credentials, and the
 //! auth handshake (anonymous, HTTP basic, bearer tokens cached per scope until expiry).
 //!
-//! Transport is hyper's HTTP/1 client over a fresh TCP connection per request; plain HTTP
-//! only (loopback and `--insecure-registry` hosts). HTTPS endpoints answer with a clear error.
+//! Transport is hyper's HTTP/1 client over a fresh TCP connection per request, with TLS
+//! (see `tls`) for https. Insecure registries (loopback, `--insecure-registry`) are tried
+//! over https without verification first and over plain HTTP when that fails, as Docker does;
+//! what worked is remembered per host for the life of the process.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -20,6 +22,7 @@ use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 
 use crate::error::{RegistryError, Result};
+use crate::tls;
 
 /// Registry credentials as the `X-Registry-Auth` header carries them.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -97,12 +100,39 @@ impl ReqBody {
     }
 }
 
+/// How an endpoint speaks TLS: where its CAs live, and whether it is insecure (certificates
+/// not verified, plain HTTP as the fallback).
+#[derive(Clone, Debug, Default)]
+pub struct TlsPolicy {
+    /// `certs.d`: `<dir>/<host[:port]>/{ca.crt,client.cert,client.key}`.
+    pub certs_dir: Option<PathBuf>,
+    /// Loopback or `--insecure-registry`: no verification, plain HTTP when https fails.
+    pub insecure: bool,
+}
+
+/// Hosts ("host:port") found to answer https (true) or only plain HTTP (false).
+fn scheme_hints() -> &'static Mutex<HashMap<String, bool>> {
+    static HINTS: OnceLock<Mutex<HashMap<String, bool>>> = OnceLock::new();
+    HINTS.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The "host:port" of a URL ("https://a:5000/v2/" → "a:5000"; "https://a/x" → "a").
+fn authority_of(url: &str) -> &str {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    rest.split('/').next().unwrap_or(rest)
+}
+
 /// One registry endpoint and the state of its auth handshake.
 pub struct Endpoint {
     /// "localhost:5000", "docker.io".
     pub domain: String,
-    /// "http://localhost:5000".
-    pub base: String,
+    /// "https://localhost:5000" ("http://…" once an insecure registry proved plain HTTP).
+    base: Mutex<String>,
+    tls: Arc<TlsPolicy>,
+    /// The TLS configuration for the endpoint's own host (built once).
+    own_tls: OnceLock<Arc<rustls::ClientConfig>>,
+    /// An insecure endpoint's scheme has been settled.
+    scheme_settled: tokio::sync::OnceCell<()>,
     creds: Option<Credentials>,
     /// Bearer tokens by scope, with their expiry.
     tokens: Mutex<HashMap<String, (String, Instant)>>,
@@ -191,21 +221,36 @@ pub fn distribution_error(status: StatusCode, body: &[u8]) -> String {
 }
 
 impl Endpoint {
-    pub fn new(domain: &str, base: &str, creds: Option<Credentials>) -> Endpoint {
+    pub fn new(domain: &str, base: &str, creds: Option<Credentials>, tls: TlsPolicy) -> Endpoint {
         Endpoint {
             domain: domain.to_string(),
-            base: base.trim_end_matches('/').to_string(),
+            base: Mutex::new(base.trim_end_matches('/').to_string()),
+            tls: Arc::new(tls),
+            own_tls: OnceLock::new(),
+            scheme_settled: tokio::sync::OnceCell::new(),
             creds,
             tokens: Mutex::new(HashMap::new()),
             basic: Mutex::new(false),
         }
     }
 
+    /// "https://host:port" (or "http://…"), without a trailing slash.
+    pub fn base(&self) -> String {
+        self.base.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// A copy sharing the credentials and a snapshot of the tokens (for spawned tasks).
     pub fn clone_for_tasks(&self) -> Endpoint {
+        let settled = tokio::sync::OnceCell::new();
+        if self.scheme_settled.initialized() {
+            let _ = settled.set(());
+        }
         Endpoint {
             domain: self.domain.clone(),
-            base: self.base.clone(),
+            base: Mutex::new(self.base()),
+            tls: self.tls.clone(),
+            own_tls: self.own_tls.clone(),
+            scheme_settled: settled,
             creds: self.creds.clone(),
             tokens: Mutex::new(
                 self.tokens
@@ -251,10 +296,11 @@ impl Endpoint {
         body: ReqBody,
         scope: &str,
     ) -> Result<Response<Incoming>> {
+        self.settle_scheme().await;
         let url = if path.starts_with("http://") || path.starts_with("https://") {
             path.to_string()
         } else {
-            format!("{}{}", self.base, path)
+            format!("{}{}", self.base(), path)
         };
         let mut tried_auth = false;
         loop {
@@ -293,10 +339,12 @@ impl Endpoint {
         auth: Option<String>,
     ) -> Result<Response<Incoming>> {
         let mut url = url.to_string();
+        let base = self.base();
         for _ in 0..6 {
-            let same_host = url.starts_with(&self.base);
+            let same_host = url.starts_with(&base);
             let a = if same_host { auth.clone() } else { None };
-            let resp = raw_request(method.clone(), &url, headers, body.clone(), a).await?;
+            let tls = self.tls_for(&url)?;
+            let resp = raw_request(method.clone(), &url, headers, body.clone(), a, tls).await?;
             let redirect = matches!(
                 resp.status(),
                 StatusCode::TEMPORARY_REDIRECT
@@ -332,9 +380,84 @@ impl Endpoint {
                 Some(j) => &from[..i + j],
                 None => from,
             },
-            None => self.base.as_str(),
+            None => return format!("{}{loc}", self.base()),
         };
         format!("{origin}{loc}")
+    }
+
+    /// The TLS configuration for a URL: the endpoint's own (unverified when insecure) for its
+    /// host, a verifying one (system roots + that host's certs.d) for any other (token
+    /// servers, blob redirects). None for plain HTTP.
+    fn tls_for(&self, url: &str) -> Result<Option<Arc<rustls::ClientConfig>>> {
+        if !url.starts_with("https://") {
+            return Ok(None);
+        }
+        let authority = authority_of(url);
+        let certs_dir = self.tls.certs_dir.as_deref();
+        if authority == authority_of(&self.base()) {
+            if let Some(c) = self.own_tls.get() {
+                return Ok(Some(c.clone()));
+            }
+            let c = tls::client_config(certs_dir, authority, !self.tls.insecure)?;
+            return Ok(Some(self.own_tls.get_or_init(|| c).clone()));
+        }
+        tls::client_config(certs_dir, authority, true).map(Some)
+    }
+
+    /// An insecure registry: https (unverified) when it answers a TLS handshake, else plain
+    /// HTTP. Settled once per endpoint, and remembered per host for the process.
+    async fn settle_scheme(&self) {
+        if !self.tls.insecure || !self.base().starts_with("https://") {
+            return;
+        }
+        self.scheme_settled
+            .get_or_init(|| async {
+                let base = self.base();
+                let authority = authority_of(&base).to_string();
+                let hint = scheme_hints()
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&authority)
+                    .copied();
+                let https = match hint {
+                    Some(h) => h,
+                    None => match self.probe_tls(&base).await {
+                        Some(h) => {
+                            scheme_hints()
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .insert(authority.clone(), h);
+                            h
+                        }
+                        // Not reachable at all: plain HTTP, whose error is then reported.
+                        None => false,
+                    },
+                };
+                if !https {
+                    let http = format!("http://{}", base.trim_start_matches("https://"));
+                    tracing::debug!("{authority}: no TLS, using {http}");
+                    *self.base.lock().unwrap_or_else(|p| p.into_inner()) = http;
+                }
+            })
+            .await;
+    }
+
+    /// Whether `base` completes a TLS handshake (None: the TCP connection failed).
+    async fn probe_tls(&self, base: &str) -> Option<bool> {
+        let url = format!("{base}/v2/");
+        let cfg = self.tls_for(&url).ok().flatten()?;
+        let uri: Uri = url.parse().ok()?;
+        let (host, port) = host_port(&uri).ok()?;
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .ok()?;
+        match tls::handshake(cfg, &host, tcp).await {
+            Ok(_) => Some(true),
+            Err(e) => {
+                tracing::debug!("{base}: TLS handshake failed ({e}); trying plain HTTP");
+                Some(false)
+            }
+        }
     }
 
     /// The bearer-token flow: GET realm?service=…&scope=… (with basic credentials if any).
@@ -374,7 +497,8 @@ impl Endpoint {
             .as_ref()
             .filter(|c| !c.username.is_empty())
             .map(Credentials::basic);
-        let resp = raw_request(Method::GET, &url, &[], ReqBody::Empty, auth).await?;
+        let tls = self.tls_for(&url)?;
+        let resp = raw_request(Method::GET, &url, &[], ReqBody::Empty, auth, tls).await?;
         let status = resp.status();
         let body = read_body(resp).await?;
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
@@ -433,30 +557,60 @@ pub async fn read_body(resp: Response<Incoming>) -> Result<Bytes> {
         .to_bytes())
 }
 
-/// One request on a fresh connection.
+/// The host (without IPv6 brackets) and port of a URI (443 for https, 80 for http).
+fn host_port(uri: &Uri) -> Result<(String, u16)> {
+    let host = uri
+        .host()
+        .ok_or_else(|| RegistryError::Invalid(format!("no host in {uri}")))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let default = if uri.scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    };
+    Ok((host, uri.port_u16().unwrap_or(default)))
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Body>;
+
+/// The HTTP/1 handshake over `io`, its connection driven by a spawned task.
+async fn http1<T>(io: T, method: &Method, url: &str) -> Result<Sender>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| RegistryError::Transport(format!("{method} \"{url}\": {e}")))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// One request on a fresh connection (TLS with `tls` for https URLs).
 async fn raw_request(
     method: Method,
     url: &str,
     headers: &[(&str, String)],
     body: ReqBody,
     auth: Option<String>,
+    tls: Option<Arc<rustls::ClientConfig>>,
 ) -> Result<Response<Incoming>> {
     let uri: Uri = url
         .parse()
         .map_err(|e| RegistryError::Invalid(format!("invalid registry URL {url}: {e}")))?;
-    let scheme = uri.scheme_str().unwrap_or("http");
-    if scheme != "http" {
-        return Err(RegistryError::Transport(format!(
-            "{method} {url}: https registries are not supported by this berth build yet (use a plain-HTTP registry: loopback or --insecure-registry)"
-        )));
-    }
-    let host = uri
-        .host()
-        .ok_or_else(|| RegistryError::Invalid(format!("no host in {url}")))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let port = uri.port_u16().unwrap_or(80);
+    let https = match uri.scheme_str().unwrap_or("http") {
+        "http" => false,
+        "https" => true,
+        other => {
+            return Err(RegistryError::Invalid(format!(
+                "unsupported scheme {other} in {url}"
+            )))
+        }
+    };
+    let (host, port) = host_port(&uri)?;
     let authority = uri
         .authority()
         .map(|a| a.to_string())
@@ -471,12 +625,20 @@ async fn raw_request(
             RegistryError::Transport(format!("{method} \"{url}\": dial tcp {authority}: {e}"))
         })?;
     let _ = stream.set_nodelay(true);
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| RegistryError::Transport(format!("{method} \"{url}\": {e}")))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
+    let mut sender = match (https, tls) {
+        (false, _) => http1(stream, &method, url).await?,
+        (true, Some(cfg)) => {
+            let s = tls::handshake(cfg, &host, stream)
+                .await
+                .map_err(|e| RegistryError::Transport(format!("{method} \"{url}\": {e}")))?;
+            http1(s, &method, url).await?
+        }
+        (true, None) => {
+            return Err(RegistryError::Invalid(format!(
+                "{url}: no TLS configuration"
+            )))
+        }
+    };
     let (body, len) = body.into_body().await?;
     let mut b = Request::builder()
         .method(method.clone())

@@ -14,8 +14,10 @@
 pub mod error;
 pub mod http;
 mod manifest;
+mod partial;
 mod pull;
 mod push;
+pub mod tls;
 
 pub use error::{RegistryError, Result};
 pub use http::Credentials;
@@ -28,13 +30,16 @@ use std::net::IpAddr;
 use berth_image::Reference;
 use hyper::{Method, StatusCode};
 
-use crate::http::{distribution_error, read_body, Endpoint, ReqBody};
+use crate::http::{distribution_error, read_body, Endpoint, ReqBody, TlsPolicy};
 
-/// Daemon-wide registry settings (`--registry-mirror`, `--insecure-registry`).
+/// Daemon-wide registry settings (`--registry-mirror`, `--insecure-registry`, the certs.d).
 #[derive(Clone, Debug, Default)]
 pub struct RegistryConfig {
     pub mirrors: Vec<String>,
     pub insecure: Vec<String>,
+    /// `<dir>/<host[:port]>/{*.crt,*.cert,*.key}` (Docker's /etc/docker/certs.d layout);
+    /// None reads no per-registry certificates.
+    pub certs_dir: Option<std::path::PathBuf>,
 }
 
 /// One progress line, as Docker's JSON message stream carries it.
@@ -72,7 +77,8 @@ fn is_loopback_host(domain: &str) -> bool {
 }
 
 impl RegistryConfig {
-    /// Plain HTTP for loopback registries (as Docker) and those named insecure.
+    /// Loopback registries (as Docker) and those named insecure: certificates not verified,
+    /// plain HTTP when https fails.
     pub fn is_insecure(&self, domain: &str) -> bool {
         is_loopback_host(domain)
             || self.insecure.iter().any(|i| {
@@ -83,22 +89,40 @@ impl RegistryConfig {
             })
     }
 
-    /// The endpoints to try for a registry domain, mirrors first (docker.io only).
+    /// The endpoints to try for a registry domain, mirrors first (docker.io only). https
+    /// unless a mirror says otherwise; insecure ones fall back to HTTP (see `Endpoint`).
     pub fn endpoints(&self, domain: &str) -> Vec<String> {
         let mut out = Vec::new();
         if domain == berth_image::reference::DEFAULT_DOMAIN {
-            out.extend(
-                self.mirrors
-                    .iter()
-                    .map(|m| m.trim_end_matches('/').to_string()),
-            );
+            out.extend(self.mirrors.iter().map(|m| {
+                let m = m.trim_end_matches('/');
+                if m.contains("://") {
+                    m.to_string()
+                } else {
+                    format!("https://{m}")
+                }
+            }));
             out.push("https://registry-1.docker.io".to_string());
-        } else if self.is_insecure(domain) {
-            out.push(format!("http://{domain}"));
         } else {
             out.push(format!("https://{domain}"));
         }
         out
+    }
+
+    /// The endpoint at `base` for `domain`, with the TLS policy of `base`'s host.
+    pub(crate) fn endpoint_at(
+        &self,
+        domain: &str,
+        base: &str,
+        creds: Option<Credentials>,
+    ) -> Endpoint {
+        let host = base.split_once("://").map(|(_, h)| h).unwrap_or(base);
+        let host = host.split('/').next().unwrap_or(host);
+        let tls = TlsPolicy {
+            certs_dir: self.certs_dir.clone(),
+            insecure: self.is_insecure(host),
+        };
+        Endpoint::new(domain, base, creds, tls)
     }
 
     pub(crate) fn endpoint(&self, domain: &str, creds: Option<Credentials>) -> Endpoint {
@@ -106,7 +130,7 @@ impl RegistryConfig {
             .endpoints(domain)
             .pop()
             .unwrap_or_else(|| format!("https://{domain}"));
-        Endpoint::new(domain, &base, creds)
+        self.endpoint_at(domain, &base, creds)
     }
 }
 
@@ -134,7 +158,7 @@ pub async fn login(cfg: &RegistryConfig, server: &str, creds: Credentials) -> Re
         .map_err(|e| match e {
             RegistryError::Unauthorized(m) => RegistryError::Unauthorized(format!(
                 "login attempt to {}/v2/ failed with status: 401 Unauthorized ({m})",
-                ep.base
+                ep.base()
             )),
             other => other,
         })?;
@@ -146,12 +170,12 @@ pub async fn login(cfg: &RegistryConfig, server: &str, creds: Credentials) -> Re
     if status == StatusCode::UNAUTHORIZED {
         return Err(RegistryError::Unauthorized(format!(
             "login attempt to {}/v2/ failed with status: 401 Unauthorized",
-            ep.base
+            ep.base()
         )));
     }
     Err(RegistryError::Registry(format!(
         "login attempt to {}/v2/ failed with status: {} ({})",
-        ep.base,
+        ep.base(),
         status,
         distribution_error(status, &body)
     )))
@@ -190,7 +214,7 @@ pub async fn search(
             "https://index.docker.io/v1/search?q={}&n={limit}",
             urlencoding::encode(&needle)
         );
-        let ep = Endpoint::new(&domain, "https://index.docker.io", creds);
+        let ep = cfg.endpoint_at(&domain, "https://index.docker.io", creds);
         ep.send(Method::GET, &url, &[], ReqBody::Empty, "").await?;
         return Ok(Vec::new());
     }
@@ -259,7 +283,7 @@ mod tests {
         assert!(c.is_insecure("example.com:5000"));
         assert_eq!(
             c.endpoints("example.com:5000"),
-            vec!["http://example.com:5000"]
+            vec!["https://example.com:5000"]
         );
     }
 

@@ -15,6 +15,7 @@ use hyper::{Method, StatusCode};
 use crate::error::{RegistryError, Result};
 use crate::http::{distribution_error, read_body, Credentials, Endpoint, ReqBody};
 use crate::manifest::{AnyManifest, Descriptor, Platform, ACCEPT};
+use crate::partial::{self, PartialBlob};
 use crate::{emit, scope, ProgressFn, RegistryConfig};
 
 /// Layers downloaded at once (Docker's default `max-concurrent-downloads` is 3).
@@ -62,7 +63,7 @@ pub async fn pull(
     let endpoints = cfg.endpoints(&r.domain);
     let mut last_err = None;
     for (i, base) in endpoints.iter().enumerate() {
-        let ep = Endpoint::new(&r.domain, base, creds.clone());
+        let ep = cfg.endpoint_at(&r.domain, base, creds.clone());
         let is_last = i + 1 == endpoints.len();
         match pull_from(&ep, &store, &r, &want, &shown, platform, &progress).await {
             Ok(o) => return Ok(o),
@@ -121,7 +122,7 @@ async fn fetch_manifest(
     if status.is_server_error() {
         return Err(RegistryError::Transport(format!(
             "{} answered {status}: {}",
-            ep.base,
+            ep.base(),
             distribution_error(status, &body)
         )));
     }
@@ -321,8 +322,8 @@ async fn fetch_blob_retrying(
     }
 }
 
-/// Streams one blob into the content store, which verifies the digest as it writes and keeps
-/// nothing on a mismatch.
+/// Streams one blob into its partial file (asking only for the rest when part of it is
+/// already there), verified against its digest at the end; nothing is kept on a mismatch.
 async fn fetch_blob(
     ep: &Endpoint,
     store: &Arc<ImageStore>,
@@ -332,88 +333,110 @@ async fn fetch_blob(
     progress: Option<&ProgressFn>,
 ) -> Result<()> {
     let digest = Digest::parse(&desc.digest)?;
-    let resp = ep
-        .send(
-            Method::GET,
-            &format!("/v2/{}/blobs/{digest}", r.path),
-            &[],
-            ReqBody::Empty,
-            &scope(r, "pull"),
-        )
-        .await?;
-    let status = resp.status();
-    if !status.is_success() {
-        let body = read_body(resp).await?;
-        let msg = distribution_error(status, &body);
-        return Err(match status {
-            StatusCode::NOT_FOUND => RegistryError::NotFound(msg),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => RegistryError::Unauthorized(msg),
-            s if s.is_server_error() => RegistryError::Transport(msg),
-            _ => RegistryError::Registry(msg),
-        });
+    let _lock = partial::lock_blob(store, &digest).await;
+    if store.content().has(&digest) {
+        return Ok(());
     }
-    let stream = BodyDataStream::new(resp.into_body()).map_err(std::io::Error::other);
-    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    let have = tokio::fs::metadata(partial::partial_path(store, &digest))
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let complete = desc.size > 0 && have >= desc.size;
+    let mut headers = Vec::new();
+    if have > 0 && !complete {
+        headers.push(("Range", format!("bytes={have}-")));
+    }
+    let body = if complete {
+        None
+    } else {
+        let resp = ep
+            .send(
+                Method::GET,
+                &format!("/v2/{}/blobs/{digest}", r.path),
+                &headers,
+                ReqBody::Empty,
+                &scope(r, "pull"),
+            )
+            .await?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body = read_body(resp).await?;
+            let msg = distribution_error(status, &body);
+            return Err(match status {
+                StatusCode::NOT_FOUND => RegistryError::NotFound(msg),
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                    RegistryError::Unauthorized(msg)
+                }
+                s if s.is_server_error() => RegistryError::Transport(msg),
+                _ => RegistryError::Registry(msg),
+            });
+        }
+        // 206 with the range asked for: append; a 200 is the whole blob again.
+        let resumed = status == StatusCode::PARTIAL_CONTENT
+            && resp
+                .headers()
+                .get(hyper::header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with(&format!("bytes {have}-")));
+        if resumed {
+            tracing::debug!("{digest}: resuming at byte {have}");
+        }
+        let stream = BodyDataStream::new(resp.into_body()).map_err(std::io::Error::other);
+        let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+        Some((reader, resumed))
+    };
     let store = store.clone();
     let total = desc.size;
-    let counting = Counting {
-        inner: reader,
-        done: 0,
-        last: 0,
-        total,
-        id: id.to_string(),
-        progress: progress.cloned(),
-    };
     let p = progress.cloned();
     let idc = id.to_string();
-    let res = tokio::task::spawn_blocking(move || {
-        let r = store.content().put_reader(counting, Some(&digest));
-        if r.is_ok() {
-            if let Some(p) = &p {
-                emit(p, &idc, "Verifying Checksum", None);
+    let d = digest.clone();
+    let res = tokio::task::spawn_blocking(move || -> Result<()> {
+        let mut blob = PartialBlob::open(store, &d)?;
+        if let Some((mut reader, resumed)) = body {
+            if !resumed || blob.len() != have {
+                blob.restart()?;
+            }
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut last = 0u64;
+            loop {
+                let n = reader.read(&mut buf).map_err(|e| {
+                    RegistryError::Transport(format!("reading blob {d}: {e}"))
+                })?;
+                if n == 0 {
+                    break;
+                }
+                blob.append(&buf[..n])?;
+                if total > 0 && blob.len() > total {
+                    blob.discard();
+                    return Err(RegistryError::Invalid(format!(
+                        "filesystem layer verification failed for digest {d}: more than {total} bytes"
+                    )));
+                }
+                if let Some(p) = &p {
+                    if blob.len() - last >= 512 * 1024 || last == 0 {
+                        last = blob.len().max(1);
+                        emit(p, &idc, "Downloading", Some((blob.len(), total)));
+                    }
+                }
             }
         }
-        r
+        if let Some(p) = &p {
+            emit(p, &idc, "Downloading", Some((blob.len(), total)));
+        }
+        match blob.finish() {
+            Ok(()) => {
+                if let Some(p) = &p {
+                    emit(p, &idc, "Verifying Checksum", None);
+                }
+                Ok(())
+            }
+            Err(ImageError::DigestMismatch { .. }) => Err(RegistryError::Invalid(format!(
+                "filesystem layer verification failed for digest {d}"
+            ))),
+            Err(e) => Err(e.into()),
+        }
     })
     .await
     .map_err(|e| RegistryError::Registry(e.to_string()))?;
-    match res {
-        Ok(_) => Ok(()),
-        Err(ImageError::DigestMismatch { .. }) => Err(RegistryError::Invalid(format!(
-            "filesystem layer verification failed for digest {}",
-            desc.digest
-        ))),
-        Err(ImageError::Io(e)) => Err(RegistryError::Transport(format!(
-            "reading blob {}: {e}",
-            desc.digest
-        ))),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// A reader that reports "Downloading" progress every 512 KiB.
-struct Counting<R> {
-    inner: R,
-    done: u64,
-    last: u64,
-    total: u64,
-    id: String,
-    progress: Option<ProgressFn>,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.done += n as u64;
-        if let Some(p) = &self.progress {
-            if self.done - self.last >= 512 * 1024
-                || (n == 0 && self.done > self.last)
-                || self.last == 0
-            {
-                self.last = self.done.max(1);
-                emit(p, &self.id, "Downloading", Some((self.done, self.total)));
-            }
-        }
-        Ok(n)
-    }
+    res
 }

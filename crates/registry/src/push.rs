@@ -237,7 +237,7 @@ async fn push_blob(
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| RegistryError::Registry("upload started without a Location".into()))?
         .to_string();
-    let url = ep.absolute(&loc, &format!("{}{start}", ep.base));
+    let url = ep.absolute(&loc, &format!("{}{start}", ep.base()));
     let url = format!(
         "{url}{}digest={}",
         if url.contains('?') { '&' } else { '?' },

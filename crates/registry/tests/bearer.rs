@@ -117,7 +117,12 @@ async fn login_gets_a_token_and_a_wrong_password_is_401() {
 async fn tokens_are_cached_per_scope() {
     let f = start();
     let base = format!("http://127.0.0.1:{}", f.port);
-    let ep = Endpoint::new(&format!("127.0.0.1:{}", f.port), &base, Some(creds("pw")));
+    let ep = Endpoint::new(
+        &format!("127.0.0.1:{}", f.port),
+        &base,
+        Some(creds("pw")),
+        Default::default(),
+    );
     for _ in 0..3 {
         let r = ep
             .send(

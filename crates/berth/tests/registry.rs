@@ -7,6 +7,8 @@ use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A `docker-registry serve` on <ip>:<free port> (127.0.0.1 unless told), killed (by its
@@ -767,15 +769,16 @@ fn manifest_index_resolves_the_platform() {
     }
 }
 
-/// A TCP proxy to the registry that cuts the first answer bigger than 64 KiB halfway
-/// (a registry dropping the connection mid-layer). Threads end when their sockets close.
-fn flaky_proxy(upstream: u16) -> u16 {
+/// A TCP proxy to the registry that cuts the first `cuts` answers bigger than 64 KiB halfway
+/// (a registry dropping the connection mid-layer), and counts the requests that asked for a
+/// byte range (resumed downloads). Threads end when their sockets close.
+fn flaky_proxy(upstream: u16, cuts: usize) -> (u16, Arc<AtomicUsize>) {
     use std::io::{Read, Write};
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
     let l = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
     let port = l.local_addr().expect("proxy addr").port();
-    let cut = Arc::new(AtomicBool::new(false));
+    let cuts = Arc::new(AtomicUsize::new(cuts));
+    let ranges = Arc::new(AtomicUsize::new(0));
+    let seen = ranges.clone();
     std::thread::spawn(move || {
         for c in l.incoming() {
             let Ok(mut client) = c else { continue };
@@ -786,11 +789,25 @@ fn flaky_proxy(upstream: u16) -> u16 {
                 (Ok(a), Ok(b)) => (a, b),
                 _ => continue,
             };
+            let seen = seen.clone();
             std::thread::spawn(move || {
-                let _ = std::io::copy(&mut c2, &mut u2);
+                let mut buf = [0u8; 16 * 1024];
+                loop {
+                    let n = match c2.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let text = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+                    if text.contains("\r\nrange: bytes=") {
+                        seen.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if u2.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
                 let _ = u2.shutdown(std::net::Shutdown::Write);
             });
-            let cut = cut.clone();
+            let cuts = cuts.clone();
             std::thread::spawn(move || {
                 let mut buf = [0u8; 16 * 1024];
                 let mut sent = 0usize;
@@ -799,7 +816,11 @@ fn flaky_proxy(upstream: u16) -> u16 {
                         Ok(0) | Err(_) => break,
                         Ok(n) => n,
                     };
-                    if sent + n > 64 * 1024 && !cut.swap(true, Ordering::SeqCst) {
+                    if sent + n > 64 * 1024
+                        && cuts
+                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| c.checked_sub(1))
+                            .is_ok()
+                    {
                         let _ = client.shutdown(std::net::Shutdown::Both);
                         break;
                     }
@@ -812,7 +833,24 @@ fn flaky_proxy(upstream: u16) -> u16 {
             });
         }
     });
-    port
+    (port, ranges)
+}
+
+/// Files named `partial-*` under `dir` (layers downloaded in part).
+fn partial_blobs(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                todo.push(p);
+            } else if e.file_name().to_string_lossy().starts_with("partial-") {
+                out.push(p);
+            }
+        }
+    }
+    out
 }
 
 #[test]
@@ -822,7 +860,7 @@ fn a_dropped_connection_mid_layer_is_retried() {
     let name = format!("{}/flaky/bb:1", reg.host());
     seed.ok(&["tag", "busybox", &name]);
     seed.ok(&["push", &name]);
-    let proxy = flaky_proxy(reg.port);
+    let (proxy, ranges) = flaky_proxy(reg.port, 1);
     let via = format!("127.0.0.1:{proxy}/flaky/bb:1");
     let d = TestDaemon::start_empty();
     let out = d.berth(&["pull", &via]);
@@ -832,7 +870,52 @@ fn a_dropped_connection_mid_layer_is_retried() {
         "the cut was seen and retried: {}",
         stdout(&out)
     );
+    assert_eq!(
+        ranges.load(Ordering::SeqCst),
+        1,
+        "the retry asked only for the rest of the layer"
+    );
     assert_eq!(d.ok(&["run", "--rm", &via, "echo", "whole"]), "whole");
+}
+
+/// Every attempt cut: the pull fails with a clear error and keeps what it received; the
+/// next pull asks only for the rest, verifies the whole layer and runs it.
+#[test]
+fn a_second_pull_resumes_a_partial_layer() {
+    let reg = Registry::start(None);
+    let seed = TestDaemon::start();
+    let name = format!("{}/resume/bb:1", reg.host());
+    seed.ok(&["tag", "busybox", &name]);
+    seed.ok(&["push", &name]);
+    for client in CLIENTS {
+        let (proxy, ranges) = flaky_proxy(reg.port, 4);
+        let via = format!("127.0.0.1:{proxy}/resume/bb:1");
+        let d = TestDaemon::start_empty();
+        let out = d.cli(client, &["pull", &via]);
+        assert_ne!(code(&out), 0, "{client:?}: every attempt was cut");
+        assert!(
+            stderr(&out).contains("failed after 4 attempts"),
+            "{client:?}: {}",
+            stderr(&out)
+        );
+        assert!(d.cli_ok(client, &["images", "-q"]).is_empty(), "{client:?}");
+        let partial = partial_blobs(&d.data_root());
+        assert_eq!(partial.len(), 1, "{client:?}: {partial:?}");
+        let kept = fs::metadata(&partial[0]).expect("partial").len();
+        assert!(kept > 64 * 1024, "{client:?}: kept {kept} bytes");
+
+        let before = ranges.load(Ordering::SeqCst);
+        d.cli_ok(client, &["pull", &via]);
+        assert!(
+            ranges.load(Ordering::SeqCst) > before,
+            "{client:?}: the second pull resumed"
+        );
+        assert!(partial_blobs(&d.data_root()).is_empty(), "{client:?}");
+        assert_eq!(
+            d.cli_ok(client, &["run", "--rm", &via, "echo", "resumed"]),
+            "resumed"
+        );
+    }
 }
 
 #[test]

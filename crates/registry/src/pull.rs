@@ -317,6 +317,12 @@ async fn fetch_blob_retrying(
                 delay *= 2;
                 attempt += 1;
             }
+            Err(e) if e.is_transient() => {
+                return Err(RegistryError::Transport(format!(
+                    "download of {} failed after {ATTEMPTS} attempts: {e}",
+                    desc.digest
+                )))
+            }
             other => return other,
         }
     }

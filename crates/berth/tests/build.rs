@@ -289,3 +289,274 @@ fn copy_globs_chown_chmod_workdir_and_user() {
         }
     }
 }
+
+/// `python3 -m http.server` on 127.0.0.1:<free port> serving `dir`, killed by PID on drop.
+struct HttpServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl HttpServer {
+    fn start(dir: &Path) -> HttpServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
+            .arg("--directory")
+            .arg(dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start python3 http.server");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "http.server did not listen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        HttpServer { child, port }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sh_host(script: &str, dir: &Path) {
+    let o = std::process::Command::new("sh")
+        .args(["-c", script])
+        .current_dir(dir)
+        .output()
+        .expect("sh");
+    assert!(o.status.success(), "{script}: {}", stderr(&o));
+}
+
+#[test]
+fn add_extracts_local_archives_and_downloads_urls() {
+    let served = tempfile::tempdir().expect("tempdir");
+    std::fs::write(served.path().join("remote.txt"), "from the web").expect("write");
+    let server = HttpServer::start(served.path());
+    for client in CLIENTS {
+        let d = TestDaemon::start();
+        let ctx = context(&[
+            ("payload/p/f", "packed"),
+            ("notarchive.gz.txt", "just text"),
+            (
+                "Dockerfile",
+                &format!(
+                    "FROM busybox\n\
+                     ADD plain.tar /plain/\n\
+                     ADD gz.tar.gz bz.tar.bz2 xz.tar.xz /many/\n\
+                     ADD notarchive.gz.txt /raw/\n\
+                     ADD http://127.0.0.1:{port}/remote.txt /dl/\n\
+                     ADD http://127.0.0.1:{port}/remote.txt /dl-named\n\
+                     RUN cat /plain/p/f /many/p/f /raw/notarchive.gz.txt /dl/remote.txt /dl-named && stat -c '%a' /dl/remote.txt\n",
+                    port = server.port
+                ),
+            ),
+        ]);
+        sh_host(
+            "tar -cf plain.tar -C payload p && tar -czf gz.tar.gz -C payload p && \
+             tar -cjf bz.tar.bz2 -C payload p && tar -cJf xz.tar.xz -C payload p",
+            ctx.path(),
+        );
+        let o = build(&d, client, &["build", "-t", "added", p(ctx.path())]);
+        assert_success(&format!("{client:?} ADD build"), &o);
+        let out = stdout(&o);
+        assert!(
+            out.contains("packedpackedjust textfrom the webfrom the web600\n"),
+            "{client:?}: {out}"
+        );
+        // A missing URL is an error that names it.
+        let bad = context(&[(
+            "Dockerfile",
+            &format!(
+                "FROM busybox\nADD http://127.0.0.1:{}/nope.txt /x\n",
+                server.port
+            ),
+        )]);
+        let o = build(&d, client, &["build", p(bad.path())]);
+        assert_ne!(code(&o), 0);
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(all.contains("404"), "{client:?}: {all}");
+    }
+}
+
+#[test]
+fn hostile_contexts_and_archives_stay_inside_the_rootfs() {
+    let d = TestDaemon::start();
+    let tag = unique("berth-escape-");
+    let host_target = std::path::PathBuf::from(format!("/tmp/{tag}-dir"));
+    std::fs::create_dir_all(&host_target).expect("mkdir host target");
+    let ctx = context(&[("b/x/pwned", "through a symlink"), ("Dockerfile", "")]);
+    // Archives: one climbing out with `..`, one writing through a symlink to `/`.
+    let py = format!(
+        r#"
+import io, tarfile
+def add(t, name, data=b"x", link=None):
+    i = tarfile.TarInfo(name)
+    if link is not None:
+        i.type = tarfile.SYMTYPE; i.linkname = link
+        t.addfile(i)
+    else:
+        i.size = len(data); t.addfile(i, io.BytesIO(data))
+with tarfile.open("climb.tar", "w") as t:
+    add(t, "../../../../../../../../tmp/{tag}-climb")
+with tarfile.open("swap.tar", "w") as t:
+    add(t, "root", link="/")
+    add(t, "root/tmp/{tag}-swap", b"inside")
+"#
+    );
+    sh_host(
+        &format!("python3 -c '{}'", py.replace('\'', "\"")),
+        ctx.path(),
+    );
+    std::os::unix::fs::symlink("/etc", ctx.path().join("hostetc")).expect("symlink");
+    std::os::unix::fs::symlink("../../../../..", ctx.path().join("up")).expect("symlink");
+    std::fs::create_dir_all(ctx.path().join("a")).expect("mkdir");
+    std::os::unix::fs::symlink(&host_target, ctx.path().join("a/x")).expect("symlink");
+
+    let try_build = |df: &str| {
+        std::fs::write(ctx.path().join("Dockerfile"), df).expect("write Dockerfile");
+        let o = build(
+            &d,
+            Client::Berth,
+            &["build", "-t", "hostile", p(ctx.path())],
+        );
+        (code(&o), format!("{}{}", stdout(&o), stderr(&o)))
+    };
+    // Symlinks in the context resolve inside the context: the host's /etc is not there.
+    for src in ["hostetc/hostname", "up/etc/hostname", "hostetc"] {
+        let (c, out) = try_build(&format!("FROM busybox\nCOPY {src} /x\n"));
+        assert_ne!(c, 0, "COPY {src}: {out}");
+        assert!(
+            out.contains("file not found in build context"),
+            "{src}: {out}"
+        );
+    }
+    // A symlink copied in first, then a directory merged through it: stays in the rootfs.
+    let (c, out) = try_build("FROM busybox\nCOPY a b /dst/\nRUN cat /dst/x/pwned\n");
+    assert_eq!(c, 0, "{out}");
+    assert!(out.contains("through a symlink"), "{out}");
+    assert!(
+        !host_target.join("pwned").exists(),
+        "wrote through a symlink to the host"
+    );
+    // An archive entry with `..` is refused; one through a symlink to / lands in the rootfs.
+    let (c, out) = try_build("FROM busybox\nADD climb.tar /x/\n");
+    assert_ne!(c, 0, "{out}");
+    assert!(out.contains("outside the destination"), "{out}");
+    assert!(!Path::new(&format!("/tmp/{tag}-climb")).exists());
+    let (c, out) = try_build(&format!(
+        "FROM busybox\nADD swap.tar /x/\nRUN cat /tmp/{tag}-swap\n"
+    ));
+    assert_eq!(c, 0, "{out}");
+    assert!(out.contains("inside"), "{out}");
+    assert!(
+        !Path::new(&format!("/tmp/{tag}-swap")).exists(),
+        "archive wrote to the host"
+    );
+    let _ = std::fs::remove_dir_all(&host_target);
+}
+
+#[test]
+fn onbuild_triggers_run_in_the_child_build() {
+    for client in CLIENTS {
+        let d = TestDaemon::start();
+        let parent = context(&[(
+            "Dockerfile",
+            "FROM busybox\nONBUILD RUN echo triggered > /trig\nONBUILD COPY child.txt /child.txt\n",
+        )]);
+        assert_success(
+            "parent",
+            &build(&d, client, &["build", "-t", "parent", p(parent.path())]),
+        );
+        let v = d.api("GET", "/images/parent/json", None).json();
+        assert_eq!(
+            v["Config"]["OnBuild"].as_array().map(Vec::len),
+            Some(2),
+            "{v}"
+        );
+        let child = context(&[
+            ("Dockerfile", "FROM parent\nRUN cat /trig /child.txt\n"),
+            ("child.txt", "from the child's context"),
+        ]);
+        let o = build(&d, client, &["build", "-t", "child", p(child.path())]);
+        assert_success("child", &o);
+        let out = stdout(&o);
+        assert!(
+            out.contains("# Executing 2 build triggers"),
+            "{client:?}: {out}"
+        );
+        assert!(
+            out.contains("triggered\nfrom the child's context"),
+            "{client:?}: {out}"
+        );
+        // Triggers are not inherited by the child.
+        let v = d.api("GET", "/images/child/json", None).json();
+        assert!(
+            v["Config"]["OnBuild"].as_array().is_none_or(Vec::is_empty),
+            "{v}"
+        );
+    }
+}
+
+#[test]
+fn run_mounts_cache_bind_and_tmpfs() {
+    for client in CLIENTS {
+        let d = TestDaemon::start();
+        let ctx = context(&[
+            (
+                "Dockerfile",
+                "FROM busybox\n\
+                 RUN --mount=type=cache,target=/cache echo x >> /cache/log && echo runs=$(wc -l < /cache/log)\n\
+                 RUN --mount=type=bind,source=data,target=/data cat /data/f > /copied\n\
+                 RUN --mount=type=tmpfs,target=/scratch grep -q ' /scratch tmpfs' /proc/mounts && echo tmpfs-ok\n\
+                 RUN --mount=type=secret,id=x true\n",
+            ),
+            ("data/f", "bound"),
+        ]);
+        // The secret mount is refused with a clear message.
+        let o = build(&d, client, &["build", p(ctx.path())]);
+        assert_ne!(code(&o), 0);
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(all.contains("type=secret"), "{client:?}: {all}");
+        assert!(all.contains("runs=1"), "{client:?}: {all}");
+        assert!(all.contains("tmpfs-ok"), "{client:?}: {all}");
+
+        let df = std::fs::read_to_string(ctx.path().join("Dockerfile")).expect("read");
+        let df = df.replace("RUN --mount=type=secret,id=x true\n", "");
+        std::fs::write(ctx.path().join("Dockerfile"), df).expect("write");
+        let o = build(
+            &d,
+            client,
+            &["build", "--no-cache", "-t", "mounts", p(ctx.path())],
+        );
+        assert_success("mounts", &o);
+        // The cache mount kept its content between builds.
+        assert!(stdout(&o).contains("runs=2"), "{client:?}: {}", stdout(&o));
+        assert_eq!(
+            sh(
+                &d,
+                client,
+                "mounts",
+                "cat /copied; find /cache /data /scratch -type f 2>/dev/null | wc -l"
+            ),
+            "bound0"
+        );
+    }
+}

@@ -340,17 +340,13 @@ fn mounts(opts: &SpecOptions) -> Result<Vec<Value>> {
     Ok(m)
 }
 
-/// Write `<bundle>/config.json` atomically (temp file, fsync, rename).
+/// Write `<bundle>/config.json` atomically (temp file, rename). Not fsynced: the bundle is
+/// rewritten at every start and only read by the shim on this boot.
 pub fn write_bundle(bundle: &Path, spec: &Spec) -> Result<()> {
     std::fs::create_dir_all(bundle)?;
-    let bytes = serde_json::to_vec_pretty(spec).map_err(|e| RuntimeError::Spec(e.to_string()))?;
+    let bytes = serde_json::to_vec(spec).map_err(|e| RuntimeError::Spec(e.to_string()))?;
     let tmp = bundle.join(".config.json.tmp");
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-    }
+    std::fs::write(&tmp, &bytes)?;
     std::fs::rename(&tmp, bundle.join("config.json"))?;
     Ok(())
 }

@@ -6,7 +6,6 @@
 use super::process::{finish_process, open_terminal, setup_stdio};
 use super::sync::ChildSync;
 use super::{mounts, sys, StartGate};
-use crate::cgroups::Cgroup;
 use crate::error::{Result, RuntimeError};
 use crate::io::ProcessIo;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
@@ -18,13 +17,34 @@ use std::path::PathBuf;
 pub struct InitArgs<'a> {
     pub spec: &'a Spec,
     pub rootfs: PathBuf,
-    pub cgroup: Option<Cgroup>,
+    pub cgroup: CgroupEntry,
     pub io: ProcessIo,
     pub gate: StartGate,
     pub sync: OwnedFd,
     /// With a terminal: where the pty master goes (the child's end of a socketpair).
     pub console: Option<OwnedFd>,
     pub seccomp: Option<crate::seccomp::Program>,
+}
+
+/// How the init gets into its cgroup.
+pub enum CgroupEntry {
+    /// The parent writes our pid into cgroup.procs and then one byte into this pipe (EOF means
+    /// it failed). We wait for it only where membership matters: before unsharing the cgroup
+    /// namespace, else just before dropping privileges, so the wait overlaps our mount work.
+    ByParent(OwnedFd),
+}
+
+impl CgroupEntry {
+    fn wait_joined(self) -> Result<()> {
+        let CgroupEntry::ByParent(fd) = self;
+        let mut byte = [0u8; 1];
+        match std::fs::File::from(fd).read(&mut byte) {
+            Ok(1) => Ok(()),
+            _ => Err(RuntimeError::Init(
+                "the runtime could not place the container in its cgroup".into(),
+            )),
+        }
+    }
 }
 
 /// Run the init steps; never returns.
@@ -60,11 +80,12 @@ fn steps(args: InitArgs<'_>, sync: &mut ChildSync) -> Result<std::convert::Infal
         .process()
         .clone()
         .ok_or_else(|| RuntimeError::Spec("no process in spec".into()))?;
-    if let Some(cg) = &cgroup {
-        cg.join(0)?;
-    }
+    let mut cgroup = Some(cgroup);
     join_path_namespaces(spec)?;
     if wants_new(spec, LinuxNamespaceType::Cgroup) {
+        if let Some(entry) = cgroup.take() {
+            entry.wait_joined()?;
+        }
         // After joining the cgroup, so that it becomes the namespace's root.
         // SAFETY: unsharing the cgroup namespace only changes how /proc/self/cgroup reads.
         unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWCGROUP) }
@@ -89,6 +110,9 @@ fn steps(args: InitArgs<'_>, sync: &mut ChildSync) -> Result<std::convert::Infal
             .map_err(|e| RuntimeError::syscall("set oom_score_adj", e))?;
     }
     mounts::finish_rootfs(spec)?;
+    if let Some(entry) = cgroup.take() {
+        entry.wait_joined()?;
+    }
     setup_stdio(io)?;
     let target = finish_process(&process, seccomp.as_ref())?;
     wait_gate(gate, sync)?;

@@ -142,6 +142,11 @@ pub fn create(
     };
     let (sync_read, sync_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| RuntimeError::syscall("sync pipe", e))?;
+    // The parent moves the child into its cgroup while the child sets up its mounts: the
+    // first cgroup.procs write waits for an RCU grace period (cgroup v1 especially), and
+    // this way that wait overlaps the child's work instead of preceding it.
+    let (joined_read, joined_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| RuntimeError::syscall("cgroup pipe", e))?;
     let (console_ours, console_theirs) = match console_pair(&io) {
         Ok(p) => p,
         Err(e) => {
@@ -159,11 +164,12 @@ pub fn create(
     let child = match forked {
         Forked::Child => {
             drop(sync_read);
+            drop(joined_write);
             drop(console_ours);
             init::run(init::InitArgs {
                 spec,
                 rootfs,
-                cgroup: Some(cgroup),
+                cgroup: init::CgroupEntry::ByParent(joined_read),
                 io,
                 gate,
                 sync: sync_write,
@@ -174,9 +180,22 @@ pub fn create(
         Forked::Parent { child } => child,
     };
     drop(sync_write);
+    drop(joined_read);
     drop(console_theirs);
     drop(io);
     drop(gate);
+    if let Err(e) = cgroup.join(child).and_then(|_| {
+        rustix::io::write(&joined_write, b"J")
+            .map(drop)
+            .map_err(|e| RuntimeError::syscall("signal cgroup joined", e))
+    }) {
+        // The child sees EOF instead of the byte and exits; it must not run outside its cgroup.
+        let _ = sys::kill(child, libc::SIGKILL);
+        reap(child);
+        let _ = cgroup.remove();
+        return Err(e);
+    }
+    drop(joined_write);
     let report = sync::read_report(sync_read)
         .and_then(|_| receive_master(console_ours))
         .inspect_err(|_| {

@@ -1090,3 +1090,166 @@ fn loopback_https_registry_needs_no_ca() {
         .expect("curl");
     assert_eq!(stdout(&out).trim(), "400", "plain HTTP to a TLS registry");
 }
+
+/// The token issuer (tests/registry/token_server.py) on 127.0.0.1:<free port>, killed (by
+/// its PID) on drop.
+struct TokenServer {
+    child: Child,
+    port: u16,
+    /// One line per token issued (the scopes asked for).
+    issued: PathBuf,
+}
+
+impl TokenServer {
+    fn start(dir: &Path, pki: &Pki, user: &str, password: &str) -> TokenServer {
+        let (crt, key) = pki.leaf(
+            "token-signer",
+            "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n",
+        );
+        let script = dir.join("token_server.py");
+        fs::write(&script, include_str!("registry/token_server.py")).expect("write script");
+        let issued = dir.join("tokens-issued");
+        let port = free_port();
+        let child = Command::new("python3")
+            .arg(&script)
+            .arg(port.to_string())
+            .args([&crt, &key])
+            .args(["berth-test-issuer", user, password])
+            .arg(&issued)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(dir.join("token-server.log")).expect("log"))
+            .spawn()
+            .expect("start the token server");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "token server did not listen: {}",
+                fs::read_to_string(dir.join("token-server.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        TokenServer {
+            child,
+            port,
+            issued,
+        }
+    }
+
+    fn issued(&self) -> Vec<String> {
+        fs::read_to_string(&self.issued)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// docker-registry with `auth: token`, trusting tokens signed by a certificate of the test's
+/// CA: login checks the password at the token server, push and pull get scoped bearer
+/// tokens (cached: not one per request), anonymous pulls are denied.
+#[test]
+fn token_auth_login_push_pull() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new(&dir.path().join("pki"));
+    let tokens = TokenServer::start(dir.path(), &pki, "me", "t0ken-pw");
+    let reg = Registry::start_with(RegistryOpts {
+        auth: format!(
+            "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: berth-test-registry\n    issuer: berth-test-issuer\n    rootcertbundle: {}\n",
+            tokens.port,
+            pki.ca().display()
+        ),
+        ..Default::default()
+    });
+    for client in CLIENTS {
+        let d = TestDaemon::start();
+        let cfg = d.dir.join("docker-config/config.json");
+        let name = format!("{}/{}/tok:1", reg.host(), client.name());
+        d.cli_ok(client, &["tag", "busybox", &name]);
+
+        let out = with_config(&d, client, &["push", &name], None);
+        assert_ne!(code(&out), 0, "{client:?}: anonymous push");
+        assert!(
+            combined(&out).contains("unauthorized") || combined(&out).contains("denied"),
+            "{client:?}: {}",
+            combined(&out)
+        );
+
+        let out = with_config(
+            &d,
+            client,
+            &["login", &reg.host(), "-u", "me", "--password-stdin"],
+            Some(b"wrong\n"),
+        );
+        assert_ne!(code(&out), 0, "{client:?}: wrong password");
+        assert!(
+            stderr(&out).contains("401 Unauthorized"),
+            "{client:?}: {}",
+            stderr(&out)
+        );
+        assert!(!fs::read_to_string(&cfg)
+            .unwrap_or_default()
+            .contains(&reg.host()));
+
+        let out = with_config(
+            &d,
+            client,
+            &["login", &reg.host(), "-u", "me", "--password-stdin"],
+            Some(b"t0ken-pw\n"),
+        );
+        assert_success(&format!("{client:?} login"), &out);
+        assert!(stdout(&out).contains("Login Succeeded"), "{client:?}");
+
+        let before = tokens.issued().len();
+        let out = with_config(&d, client, &["push", &name], None);
+        assert_success(&format!("{client:?} push with a token"), &out);
+        let digest = combined(&out)
+            .split_whitespace()
+            .skip_while(|w| *w != "digest:")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        let issued = tokens.issued();
+        let push_tokens = &issued[before..];
+        assert!(
+            push_tokens
+                .iter()
+                .any(|s| s.contains(&format!("repository:{}/tok:pull,push", client.name()))),
+            "{client:?}: {push_tokens:?}"
+        );
+        assert!(
+            push_tokens.len() <= 2,
+            "{client:?}: the token is cached for the push: {push_tokens:?}"
+        );
+
+        with_config(&d, client, &["rmi", &name], None);
+        let out = with_config(&d, client, &["pull", &name], None);
+        assert_success(&format!("{client:?} pull with a token"), &out);
+        assert!(
+            combined(&out).contains(&format!("Digest: {digest}")),
+            "{client:?}: {}",
+            combined(&out)
+        );
+
+        assert_success(
+            "logout",
+            &with_config(&d, client, &["logout", &reg.host()], None),
+        );
+        with_config(&d, client, &["rmi", &name], None);
+        let out = with_config(&d, client, &["pull", &name], None);
+        assert_ne!(code(&out), 0, "{client:?}: anonymous pull");
+        assert!(
+            stderr(&out).contains("pull access denied"),
+            "{client:?}: {}",
+            stderr(&out)
+        );
+    }
+}

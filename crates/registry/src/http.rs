@@ -475,8 +475,9 @@ impl Endpoint {
         } else {
             scope.to_string()
         };
-        if !wanted.is_empty() {
-            q.push(format!("scope={}", urlencoding::encode(&wanted)));
+        // One `scope=` per scope, as Docker sends them.
+        for s in wanted.split_whitespace() {
+            q.push(format!("scope={}", urlencoding::encode(s)));
         }
         if let Some(cr) = &self.creds {
             if !cr.username.is_empty() {

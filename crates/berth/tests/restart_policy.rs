@@ -293,3 +293,71 @@ fn health_checks_in_inspect_and_ps() {
         d.cli_ok(client, &["rm", "-f", "hc", "nohc"]);
     }
 }
+
+#[test]
+fn health_and_backoff_survive_a_daemon_restart_and_kill_in_backoff_is_409() {
+    let mut d = TestDaemon::start();
+    // Healthy after the first probe; the next one would come only after an hour.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hc",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "3600s",
+        "--health-start-period",
+        "10s",
+        "--health-start-interval",
+        "200ms",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    d.wait_until("hc healthy", Duration::from_secs(15), || {
+        d.inspect("hc")["State"]["Health"]["Status"] == "healthy"
+    });
+    // A crash loop: the back-off grows to seconds after a few restarts.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "loop",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    d.wait_until("a few restarts", Duration::from_secs(20), || {
+        restart_count(&d, "loop") >= 4
+    });
+    // In the back-off wait, kill has no process to signal: 409, not 500.
+    d.wait_until("loop restarting", Duration::from_secs(10), || {
+        d.inspect("loop")["State"]["Restarting"] == true
+    });
+    let r = d.api("POST", "/containers/loop/kill", None);
+    assert_eq!(r.status, 409, "{}", r.text());
+
+    d.kill_daemon();
+    d.spawn_daemon();
+    // The health status of the same run is kept (no new probe could have run yet).
+    let v = d.inspect("hc");
+    assert_eq!(v["State"]["Running"], true);
+    assert_eq!(v["State"]["Health"]["Status"], "healthy", "{v}");
+    assert!(v["State"]["Health"]["Log"]
+        .as_array()
+        .is_some_and(|l| !l.is_empty()));
+    // The crash loop goes on from where it was: the count is not reset.
+    let before = restart_count(&d, "loop");
+    assert!(
+        before >= 4,
+        "RestartCount after the daemon restart: {before}"
+    );
+    d.wait_until("one more restart", Duration::from_secs(30), || {
+        restart_count(&d, "loop") > before
+    });
+    d.ok(&["rm", "-f", "loop", "hc"]);
+}

@@ -31,9 +31,20 @@ pub struct Project {
     pub model: Value,
     /// Warnings to print (obsolete `version`, …).
     pub warnings: Vec<String>,
+    /// The compose files it was read from (absolute).
+    pub files: Vec<PathBuf>,
 }
 
 impl Project {
+    /// The `com.docker.compose.project.config_files` label: the files, comma-separated.
+    pub fn config_files(&self) -> String {
+        self.files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     pub fn service_names(&self) -> Vec<String> {
         self.model["services"]
             .as_object()
@@ -305,6 +316,7 @@ pub fn load_project(opts: &Options) -> Result<Project, Error> {
         working_dir,
         model,
         warnings,
+        files,
     };
     project.start_order()?;
     Ok(project)

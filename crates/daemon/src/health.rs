@@ -95,17 +95,17 @@ pub fn start(d: &Shared, c: &Arc<Container>) {
         with(|m| m.remove(&c.id));
         return;
     };
-    with(|m| {
-        m.insert(
-            c.id.clone(),
-            Health {
-                status: "starting",
-                failing_streak: 0,
-                log: VecDeque::new(),
-                started_at: started_at.clone(),
-            },
-        )
-    });
+    // A re-adopted container (daemon restart) keeps the status of the same run.
+    let path = d.paths.container_dir(&c.id).join(STATE_FILE);
+    let health = load(&path)
+        .filter(|h| h.started_at == started_at)
+        .unwrap_or(Health {
+            status: "starting",
+            failing_streak: 0,
+            log: VecDeque::new(),
+            started_at: started_at.clone(),
+        });
+    with(|m| m.insert(c.id.clone(), health));
     let interval = dur(hc.interval, DEFAULT_INTERVAL);
     let timeout = dur(hc.timeout, DEFAULT_TIMEOUT);
     let start_period = dur(hc.start_period, Duration::ZERO);
@@ -149,9 +149,54 @@ pub fn start(d: &Shared, c: &Arc<Container>) {
                 while h.log.len() > MAX_LOG_ENTRIES {
                     h.log.pop_front();
                 }
+                save(&path, h);
             });
         }
     });
+}
+
+/// Where a container's health survives a daemon restart (in its container dir).
+const STATE_FILE: &str = "health.json";
+
+fn probe_json(p: &Probe) -> Value {
+    json!({"Start": p.start, "End": p.end, "ExitCode": p.exit_code, "Output": p.output})
+}
+
+fn save(path: &std::path::Path, h: &Health) {
+    let v = json!({
+        "Status": h.status,
+        "FailingStreak": h.failing_streak,
+        "Log": h.log.iter().map(probe_json).collect::<Vec<_>>(),
+        "StartedAt": h.started_at,
+    });
+    if let Err(e) = crate::paths::write_atomic(path, v.to_string().as_bytes(), false) {
+        tracing::debug!("saving {}: {e}", path.display());
+    }
+}
+
+fn load(path: &std::path::Path) -> Option<Health> {
+    let v: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let status = match v["Status"].as_str()? {
+        "healthy" => "healthy",
+        "unhealthy" => "unhealthy",
+        _ => "starting",
+    };
+    let log = v["Log"]
+        .as_array()?
+        .iter()
+        .map(|p| Probe {
+            start: p["Start"].as_str().unwrap_or("").to_string(),
+            end: p["End"].as_str().unwrap_or("").to_string(),
+            exit_code: p["ExitCode"].as_i64().unwrap_or(0),
+            output: p["Output"].as_str().unwrap_or("").to_string(),
+        })
+        .collect();
+    Some(Health {
+        status,
+        failing_streak: v["FailingStreak"].as_i64().unwrap_or(0),
+        log,
+        started_at: v["StartedAt"].as_str()?.to_string(),
+    })
 }
 
 /// Whether the container still runs the start this monitor was made for.

@@ -658,6 +658,13 @@ pub async fn kill(d: &Shared, c: &Arc<Container>, sig: Option<&str>) -> ApiResul
             rec.name, rec.id
         )));
     }
+    if rec.state.status == Status::Restarting {
+        // No process to signal during the restart back-off: a conflict, as Docker's.
+        return Err(ApiError::conflict(format!(
+            "cannot kill container: {}: container {} is restarting, wait until the container is running",
+            rec.name, rec.id
+        )));
+    }
     if signo == 9 || signo == 15 {
         c.lock().manually_stopped = true;
     }
@@ -862,10 +869,8 @@ pub async fn restore(d: &Shared) {
             continue;
         }
         if rec.state.status == Status::Restarting {
-            // The daemon stopped during the back-off: start it now.
-            c.lock().state.status = Status::Exited;
-            let (d2, c2) = (d.clone(), c.clone());
-            tokio::spawn(async move { start(&d2, &c2).await });
+            // The daemon stopped during the back-off: the back-off goes on.
+            crate::restart::resume(d, &c);
             continue;
         }
         if !rec.state.status.is_running() {

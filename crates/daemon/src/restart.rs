@@ -91,16 +91,29 @@ pub fn on_exit(d: &Shared, c: &Arc<Container>) -> bool {
             return false;
         }
         let ran = ran_for(&r);
+        let file = d.paths.container_dir(&r.id).join(STATE_FILE);
+        // After a daemon restart the last back-off comes from the file (not after a
+        // manual start, which sets the count back to 0).
+        let persisted = (r.restart_count > 0)
+            .then(|| load(&file).map(|(b, _)| b))
+            .flatten();
         let delay = with_backoff(|m| {
-            let t = next_timeout(m.get(&r.id).copied(), ran);
+            let t = next_timeout(m.get(&r.id).copied().or(persisted), ran);
             m.insert(r.id.clone(), t);
             t
         });
+        save(&file, delay);
         r.restart_count += 1;
         r.state.status = Status::Restarting;
         delay
     };
     let _ = d.save(c, false);
+    schedule(d, c, delay);
+    true
+}
+
+/// Start the container again after `delay`, unless it was stopped or removed meanwhile.
+fn schedule(d: &Shared, c: &Arc<Container>, delay: Duration) {
     let d = d.clone();
     let c = c.clone();
     tokio::spawn(async move {
@@ -121,7 +134,46 @@ pub fn on_exit(d: &Shared, c: &Arc<Container>) -> bool {
             on_exit(&d, &c);
         }
     });
-    true
+}
+
+/// Where the back-off survives a daemon restart (in the container dir): the last wait and
+/// when the pending restart is due.
+const STATE_FILE: &str = "restart.json";
+
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+fn save(path: &std::path::Path, backoff: Duration) {
+    let v = serde_json::json!({
+        "BackoffMs": backoff.as_millis() as u64,
+        "RestartAtMs": (unix_ms() + backoff.as_millis()) as u64,
+    });
+    if let Err(e) = crate::paths::write_atomic(path, v.to_string().as_bytes(), false) {
+        tracing::debug!("saving {}: {e}", path.display());
+    }
+}
+
+/// The saved back-off and the time (unix ms) the pending restart was due.
+fn load(path: &std::path::Path) -> Option<(Duration, u128)> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    Some((
+        Duration::from_millis(v["BackoffMs"].as_u64()?),
+        v["RestartAtMs"].as_u64()? as u128,
+    ))
+}
+
+/// At daemon start, for a container the daemon left in its back-off: the same back-off
+/// continues (what remains of the wait, then the start; `RestartCount` kept).
+pub fn resume(d: &Shared, c: &Arc<Container>) {
+    let file = d.paths.container_dir(&c.id).join(STATE_FILE);
+    let (backoff, due) = load(&file).unwrap_or((DEFAULT_TIMEOUT, 0));
+    with_backoff(|m| m.insert(c.id.clone(), backoff));
+    let remaining = Duration::from_millis(due.saturating_sub(unix_ms()) as u64);
+    schedule(d, c, remaining.min(MAX_TIMEOUT));
 }
 
 /// A manual stop of a container waiting to be restarted: it stays exited.

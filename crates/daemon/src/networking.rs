@@ -34,6 +34,9 @@ pub struct Endpoint {
     pub ip: Ipv4Addr,
     pub mac: String,
     pub host_if: String,
+    /// The host end's interface index (0 in records of older runs).
+    #[serde(default)]
+    pub host_index: u32,
     pub ifname: String,
     /// Ports published to this endpoint (on the primary network only).
     #[serde(default)]
@@ -289,6 +292,14 @@ impl Networks {
         if let Err(e) = nft::remove(&self.table) {
             tracing::warn!("removing nftables table {}: {e}", self.table);
         }
+    }
+
+    /// The default bridge's gateway: what `host-gateway` stands for.
+    pub fn default_gateway(&self) -> Option<Ipv4Addr> {
+        self.lock()
+            .values()
+            .find(|n| n.is_default_bridge())
+            .and_then(|n| n.gateway)
     }
 
     /// Find a network by full id, name, or unique id prefix.
@@ -643,6 +654,7 @@ impl Networks {
                 ip,
                 mac: ipam::mac_for(ip),
                 host_if: link::veth_name(&format!("{container_id}/{network_id}")),
+                host_index: 0,
                 ifname: format!("eth{index}"),
                 ports: Vec::new(),
             };
@@ -662,28 +674,42 @@ impl Networks {
             }
             (ep, link_ep)
         };
-        if let Err(e) = link::attach(pid, &link_ep) {
-            let mut nets = self.lock();
-            if let Some(m) = nets
-                .get_mut(network_id)
-                .and_then(|n| n.members.get_mut(container_id))
-            {
-                m.endpoint = None;
+        let host_index = match link::attach(pid, &link_ep) {
+            Ok(i) => i,
+            Err(e) => {
+                let mut nets = self.lock();
+                if let Some(m) = nets
+                    .get_mut(network_id)
+                    .and_then(|n| n.members.get_mut(container_id))
+                {
+                    m.endpoint = None;
+                }
+                return Err(ApiError::internal(format!(
+                    "failed to set up container networking: {e}"
+                )));
             }
-            return Err(ApiError::internal(format!(
-                "failed to set up container networking: {e}"
-            )));
-        }
-        let nets = self.lock();
-        if let Some(n) = nets.get(network_id) {
+        };
+        let mut nets = self.lock();
+        if let Some(n) = nets.get_mut(network_id) {
+            if let Some(ep) = n
+                .members
+                .get_mut(container_id)
+                .and_then(|m| m.endpoint.as_mut())
+            {
+                ep.host_index = host_index;
+            }
             self.persist(n);
         }
         Ok(ep.ip)
     }
 
-    /// Tear down every endpoint of a container (at exit); memberships stay.
+    /// Tear down every endpoint of a container (at exit); memberships stay. The addresses
+    /// are free at once; the veths go in the background, off the waiting client's path
+    /// (deleting a link costs an RCU grace period, ~20 ms), by index so that a restart
+    /// that re-creates the same name is not hit.
     pub fn release(&self, container_id: &str) {
         let mut had_ports = false;
+        let mut gone = Vec::new();
         let mut nets = self.lock();
         for n in nets.values_mut() {
             if let Some(ep) = n
@@ -691,12 +717,26 @@ impl Networks {
                 .get_mut(container_id)
                 .and_then(|m| m.endpoint.take())
             {
-                let _ = link::detach(&ep.host_if);
+                gone.push(ep.clone());
                 self.persist(n);
                 had_ports |= !ep.ports.is_empty();
             }
         }
         drop(nets);
+        if !gone.is_empty() {
+            std::thread::spawn(move || {
+                for ep in gone {
+                    let r = if ep.host_index > 0 {
+                        link::delete_index(ep.host_index)
+                    } else {
+                        link::detach(&ep.host_if)
+                    };
+                    if let Err(e) = r {
+                        tracing::warn!("removing {}: {e}", ep.host_if);
+                    }
+                }
+            });
+        }
         if had_ports {
             if let Err(e) = self.refresh_rules() {
                 tracing::warn!("nftables: {e}");
@@ -991,7 +1031,15 @@ pub fn join_for_create(
     };
     let mode = hc.network_mode.clone().unwrap_or_else(|| "bridge".into());
     if let Some(target) = mode.strip_prefix("container:") {
-        d.find(target)?;
+        // Docker checks this at start; checking it at create too spares `run --rm` a
+        // container whose start can only fail.
+        let t = d.find(target)?.get();
+        if !t.state.status.is_running() {
+            return Err(ApiError::conflict(format!(
+                "cannot join network of a non running container: {}",
+                t.id
+            )));
+        }
         return Ok(());
     }
     let endpoints = nc
@@ -1034,13 +1082,27 @@ pub async fn setup(
         return Ok(());
     };
     let mode = rec.host_config.network_mode.as_deref().unwrap_or("bridge");
-    if matches!(mode, "host" | "none") || mode.starts_with("container:") {
+    let dir = d.paths.container_dir(&rec.id);
+    let hosts_path = dir.join("hosts");
+    if let Some(gw) = nets.default_gateway() {
+        resolve_host_gateway(&hosts_path, gw)?;
+    }
+    if let Some(target) = mode.strip_prefix("container:") {
+        // As Docker: the joined container's /etc/hosts and resolv.conf describe this one too.
+        let from = d.paths.container_dir(&d.find(target)?.id);
+        for f in ["hosts", "resolv.conf"] {
+            if let Ok(data) = std::fs::read(from.join(f)) {
+                // In place: the file is bind-mounted into the container.
+                std::fs::write(dir.join(f), data)?;
+            }
+        }
+        return Ok(());
+    }
+    if matches!(mode, "host" | "none") {
         return Ok(());
     }
     let id = rec.id.clone();
     let hostname = crate::lifecycle::hostname_of(rec);
-    let dir = d.paths.container_dir(&rec.id);
-    let hosts_path = dir.join("hosts");
     let custom_dns = rec.host_config.dns.as_ref().is_some_and(|v| !v.is_empty());
     let wanted = wanted_ports(rec)?;
     tokio::task::spawn_blocking(move || -> ApiResult<()> {
@@ -1081,6 +1143,52 @@ pub async fn setup(
         Ok(())
     })
     .await?
+}
+
+/// `--add-host NAME:host-gateway`: the value names the default bridge's gateway (the host),
+/// as Docker's does.
+fn resolve_host_gateway(hosts: &std::path::Path, gw: Ipv4Addr) -> ApiResult<()> {
+    let Ok(text) = std::fs::read_to_string(hosts) else {
+        return Ok(());
+    };
+    if !text.lines().any(|l| l.starts_with("host-gateway\t")) {
+        return Ok(());
+    }
+    let mut out = String::with_capacity(text.len());
+    for l in text.lines() {
+        match l.strip_prefix("host-gateway\t") {
+            Some(names) => out.push_str(&format!("{gw}\t{names}\n")),
+            None => {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+    }
+    std::fs::write(hosts, out)?;
+    Ok(())
+}
+
+/// `--network container:<name|id>`: the network namespace of that container, which must run.
+pub fn joined_netns(
+    d: &crate::state::Daemon,
+    rec: &crate::container::ContainerRecord,
+) -> ApiResult<Option<PathBuf>> {
+    let Some(target) = rec
+        .host_config
+        .network_mode
+        .as_deref()
+        .and_then(|m| m.strip_prefix("container:"))
+    else {
+        return Ok(None);
+    };
+    let t = d.find(target)?.get();
+    if !t.state.status.is_running() || t.state.pid <= 0 {
+        return Err(ApiError::conflict(format!(
+            "cannot join network of a non running container: {}",
+            t.id
+        )));
+    }
+    Ok(Some(PathBuf::from(format!("/proc/{}/ns/net", t.state.pid))))
 }
 
 /// At exit: remove the endpoints, release the addresses.

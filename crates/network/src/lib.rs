@@ -24,6 +24,8 @@ pub enum Error {
     Invalid(String),
     #[error("{cmd}: {msg}")]
     Command { cmd: String, msg: String },
+    #[error("netlink: {0}")]
+    Netlink(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

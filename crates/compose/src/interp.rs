@@ -3,6 +3,26 @@
 //! Defaults and alternatives are themselves interpolated (nesting).
 
 use crate::Error;
+use std::cell::RefCell;
+
+thread_local! {
+    /// Variables used plainly (`$X`, `${X}`) while unset: compose warns about each.
+    static UNSET: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+fn note_unset(name: &str) {
+    UNSET.with(|u| {
+        let mut u = u.borrow_mut();
+        if !u.iter().any(|x| x == name) {
+            u.push(name.to_string());
+        }
+    });
+}
+
+/// The unset variables interpolated as blanks since the last call (and forget them).
+pub fn take_unset() -> Vec<String> {
+    UNSET.with(|u| std::mem::take(&mut *u.borrow_mut()))
+}
 
 /// Interpolate `s`; `lookup` answers a variable's value (None = unset).
 pub fn interpolate(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, Error> {
@@ -36,7 +56,10 @@ pub fn interpolate(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<S
                 while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
                     j += 1;
                 }
-                out.push_str(&lookup(&s[start..j]).unwrap_or_default());
+                match lookup(&s[start..j]) {
+                    Some(v) => out.push_str(&v),
+                    None => note_unset(&s[start..j]),
+                }
                 i = j;
             }
             _ => {
@@ -92,7 +115,13 @@ fn braced(
     let set_nonempty = val.as_deref().is_some_and(|v| !v.is_empty());
     let sub = |x: &str| interpolate(x, lookup);
     Ok(match rest {
-        "" => val.unwrap_or_default(),
+        "" => match val {
+            Some(v) => v,
+            None => {
+                note_unset(name);
+                String::new()
+            }
+        },
         _ if rest.starts_with(":-") => {
             if set_nonempty { val.unwrap_or_default() } else { sub(&rest[2..])? }
         }

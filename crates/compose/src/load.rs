@@ -418,10 +418,15 @@ pub fn parse_yaml(
                 "{name}: the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion"
             ));
         }
-        // Extension fields (x-…) are for anchors; they are not part of the model.
-        o.retain(|k, _| !k.starts_with("x-"));
+        // Top-level extension fields (x-…) stay (compose prints them); a service's do not.
     }
+    interp::take_unset();
     interpolate_values(&mut v, lookup, "")?;
+    for name in interp::take_unset() {
+        warnings.push(format!(
+            "The \"{name}\" variable is not set. Defaulting to a blank string."
+        ));
+    }
     Ok(v)
 }
 
@@ -672,6 +677,15 @@ fn normalize(
         }
     }
     let mut volumes = doc["volumes"].as_object().cloned().unwrap_or_default();
+    for n in networks.values_mut().chain(volumes.values_mut()) {
+        if let Some(l) = n.get("labels").filter(|l| l.is_array()).cloned() {
+            let m: BTreeMap<String, Value> = to_map(&l)
+                .into_iter()
+                .map(|(k, v)| (k, json!(scalar_string(&v))))
+                .collect();
+            n["labels"] = json!(m);
+        }
+    }
     for (k, v) in volumes.iter_mut() {
         if v.is_null() {
             *v = json!({});
@@ -685,7 +699,27 @@ fn normalize(
             });
         }
     }
-    out.insert("services".into(), Value::Object(services));
+    // Resources no enabled service uses are left out, as compose does.
+    let used = |kind: &str, key: &str| {
+        services.values().any(|s| match kind {
+            "networks" => s["networks"].get(key).is_some(),
+            "volumes" => s["volumes"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|v| v["type"] == "volume" && v["source"].as_str() == Some(key))
+            }),
+            _ => s[kind]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|r| r["source"].as_str() == Some(key))),
+        })
+    };
+    networks.retain(|k, _| used("networks", k));
+    volumes.retain(|k, _| used("volumes", k));
+    for (k, v) in doc.as_object().into_iter().flatten() {
+        if k.starts_with("x-") {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    out.insert("services".into(), Value::Object(services.clone()));
     if !networks.is_empty() {
         out.insert("networks".into(), Value::Object(networks));
     }
@@ -695,12 +729,26 @@ fn normalize(
     for k in ["secrets", "configs"] {
         if let Some(m) = doc[k].as_object() {
             let mut m = m.clone();
-            for v in m.values_mut() {
+            m.retain(|key, _| used(k, key));
+            for (key, v) in m.iter_mut() {
+                if v.is_null() {
+                    *v = json!({});
+                }
                 if let Some(f) = v["file"].as_str() {
-                    v["file"] = json!(absolute(dir, Path::new(f)).display().to_string());
+                    v["file"] = json!(clean(&absolute(dir, Path::new(f))).display().to_string());
+                }
+                if v.get("name").is_none() {
+                    let external = v["external"].as_bool().unwrap_or(false);
+                    v["name"] = json!(if external {
+                        key.clone()
+                    } else {
+                        format!("{project}_{key}")
+                    });
                 }
             }
-            out.insert(k.into(), Value::Object(m));
+            if !m.is_empty() {
+                out.insert(k.into(), Value::Object(m));
+            }
         }
     }
     Ok(Value::Object(out))
@@ -881,7 +929,253 @@ fn normalize_service(
             json!(expose.iter().map(scalar_string).collect::<Vec<_>>()),
         );
     }
+    normalize_service_forms(o, lookup);
     Ok(s)
+}
+
+/// The canonical forms compose prints for the remaining keys: `command`/`entrypoint`
+/// always present, string lists, `extra_hosts` as `host=ip`, the long forms of
+/// `secrets`/`configs` and `healthcheck.test`, byte sizes in bytes, build args as a map.
+fn normalize_service_forms(o: &mut Map<String, Value>, lookup: &dyn Fn(&str) -> Option<String>) {
+    o.retain(|k, _| !k.starts_with("x-"));
+    for k in ["command", "entrypoint"] {
+        o.entry(k).or_insert(Value::Null);
+    }
+    for k in ["dns", "dns_search", "tmpfs"] {
+        if let Some(Value::String(x)) = o.get(k).cloned() {
+            o.insert(k.into(), json!([x]));
+        }
+    }
+    if let Some(h) = o.remove("extra_hosts") {
+        let list: Vec<String> = match h {
+            Value::Object(m) => m
+                .iter()
+                .map(|(k, v)| format!("{k}={}", scalar_string(v)))
+                .collect(),
+            Value::Array(a) => a
+                .iter()
+                .map(scalar_string)
+                .map(|e| {
+                    if e.contains('=') {
+                        e
+                    } else {
+                        match e.split_once(':') {
+                            Some((h, ip)) => format!("{h}={ip}"),
+                            None => e,
+                        }
+                    }
+                })
+                .collect(),
+            other => vec![scalar_string(&other)],
+        };
+        o.insert("extra_hosts".into(), json!(list));
+    }
+    if let Some(Value::Array(a)) = o.remove("secrets") {
+        let long: Vec<Value> = a
+            .into_iter()
+            .map(|r| {
+                let mut r = match r {
+                    Value::String(n) => json!({ "source": n }),
+                    other => other,
+                };
+                let src = r["source"].as_str().unwrap_or("").to_string();
+                match r["target"].as_str() {
+                    None => r["target"] = json!(format!("/run/secrets/{src}")),
+                    Some(t) if !t.starts_with('/') => {
+                        r["target"] = json!(format!("/run/secrets/{t}"))
+                    }
+                    _ => {}
+                }
+                r
+            })
+            .collect();
+        o.insert("secrets".into(), json!(long));
+    }
+    if let Some(Value::Array(a)) = o.remove("configs") {
+        let long: Vec<Value> = a
+            .into_iter()
+            .map(|r| match r {
+                Value::String(n) => json!({ "source": n }),
+                other => other,
+            })
+            .collect();
+        o.insert("configs".into(), json!(long));
+    }
+    if let Some(Value::String(t)) = o.get("healthcheck").map(|h| h["test"].clone()) {
+        if let Some(h) = o.get_mut("healthcheck") {
+            h["test"] = json!(["CMD-SHELL", t]);
+        }
+    }
+    if let Some(Value::Array(vols)) = o.get_mut("volumes") {
+        for v in vols {
+            if let Some(size) = v.get("tmpfs").map(|t| t["size"].clone()) {
+                if let Some(b) = byte_size(&size) {
+                    v["tmpfs"]["size"] = json!(b.to_string());
+                }
+            }
+        }
+    }
+    if let Some(res) = o
+        .get_mut("deploy")
+        .and_then(|d| d.get_mut("resources"))
+        .and_then(Value::as_object_mut)
+    {
+        for r in res.values_mut() {
+            if let Some(m) = r.get("memory").and_then(byte_size) {
+                r["memory"] = json!(m.to_string());
+            }
+        }
+    }
+    if let Some(d) = o.get_mut("deploy").and_then(Value::as_object_mut) {
+        d.entry("placement").or_insert(json!({}));
+    }
+    for k in ["mem_limit", "mem_reservation", "memswap_limit", "shm_size"] {
+        if let Some(b) = o.get(k).and_then(byte_size) {
+            o.insert(k.into(), json!(b.to_string()));
+        }
+    }
+    if let Some(Value::Array(devs)) = o.remove("devices") {
+        let long: Vec<Value> = devs
+            .into_iter()
+            .map(|d| match d {
+                Value::String(spec) => {
+                    let parts: Vec<&str> = spec.split(':').collect();
+                    let target = parts.get(1).copied().unwrap_or(parts[0]);
+                    let perms = parts.get(2).copied().unwrap_or("rwm");
+                    json!({"source": parts[0], "target": target, "permissions": perms})
+                }
+                other => other,
+            })
+            .collect();
+        o.insert("devices".into(), json!(long));
+    }
+    if let Some(h) = o.get_mut("healthcheck").and_then(Value::as_object_mut) {
+        for k in ["interval", "timeout", "start_period", "start_interval"] {
+            if let Some(d) = h.get(k).and_then(Value::as_str).and_then(go_duration) {
+                h.insert(k.into(), json!(d));
+            }
+        }
+    }
+    if let Some(d) = o
+        .get("stop_grace_period")
+        .and_then(Value::as_str)
+        .and_then(go_duration)
+    {
+        o.insert("stop_grace_period".into(), json!(d));
+    }
+    if let Some(args) = o
+        .get_mut("build")
+        .and_then(|b| b.get_mut("args"))
+        .filter(|a| a.is_array())
+    {
+        let mut m = Map::new();
+        for e in args.as_array().cloned().unwrap_or_default() {
+            let e = scalar_string(&e);
+            match e.split_once('=') {
+                Some((k, v)) => {
+                    m.insert(k.into(), json!(v));
+                }
+                // A bare name takes its value from the environment, or is left out.
+                None => {
+                    if let Some(v) = lookup(&e) {
+                        m.insert(e, json!(v));
+                    }
+                }
+            }
+        }
+        *args = Value::Object(m);
+    }
+}
+
+/// Parse a duration as compose accepts it (Go's `1m30s`, `1.5s`, `500ms`, `2h`).
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let n: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let mult = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" | "" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += n * mult;
+    }
+    Some(std::time::Duration::from_secs_f64(total))
+}
+
+/// A duration in Go's `time.Duration.String()` form (`1m0s`, `1.5s`, `500ms`), as compose
+/// prints them.
+fn go_duration(s: &str) -> Option<String> {
+    let d = parse_duration(s)?;
+    let ns = d.as_nanos();
+    if ns == 0 {
+        return Some("0s".into());
+    }
+    if ns < 1_000_000_000 {
+        let (v, unit) = if ns < 1_000 {
+            (ns as f64, "ns")
+        } else if ns < 1_000_000 {
+            (ns as f64 / 1e3, "µs")
+        } else {
+            (ns as f64 / 1e6, "ms")
+        };
+        return Some(format!("{}{unit}", trim_float(v)));
+    }
+    let secs_total = ns as f64 / 1e9;
+    let h = (ns / 3_600_000_000_000) as u64;
+    let m = ((ns / 60_000_000_000) % 60) as u64;
+    let secs = secs_total - (h * 3600 + m * 60) as f64;
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if h > 0 || m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    out.push_str(&format!("{}s", trim_float(secs)));
+    Some(out)
+}
+
+fn trim_float(v: f64) -> String {
+    let s = format!("{v:.9}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+/// A compose byte size (`512M`, `1g`, `1000`) in bytes.
+fn byte_size(v: &Value) -> Option<i64> {
+    if let Some(n) = v.as_i64() {
+        return Some(n);
+    }
+    let s = v.as_str()?.trim().to_ascii_lowercase();
+    let s = s.strip_suffix('b').unwrap_or(&s);
+    let (num, mult) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1i64 << 10),
+        'm' => (&s[..s.len() - 1], 1 << 20),
+        'g' => (&s[..s.len() - 1], 1 << 30),
+        't' => (&s[..s.len() - 1], 1 << 40),
+        _ => (s, 1),
+    };
+    num.trim()
+        .parse::<f64>()
+        .ok()
+        .map(|n| (n * mult as f64) as i64)
 }
 
 fn scalar_string(v: &Value) -> String {
@@ -948,6 +1242,25 @@ fn parse_volume(s: &str, dir: &Path) -> Value {
     }
     if ro {
         v.insert("read_only".into(), json!(true));
+    }
+    // SELinux relabelling and propagation options of a bind.
+    if v.get("type") == Some(&json!("bind")) {
+        for opt in mode.as_deref().unwrap_or("").split(',') {
+            match opt {
+                "z" | "Z" => v["bind"]["selinux"] = json!(opt),
+                "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate" => {
+                    v["bind"]["propagation"] = json!(opt)
+                }
+                _ => {}
+            }
+        }
+    }
+    if v.get("type") == Some(&json!("volume"))
+        && mode
+            .as_deref()
+            .is_some_and(|m| m.split(',').any(|x| x == "nocopy"))
+    {
+        v["volume"]["nocopy"] = json!(true);
     }
     Value::Object(v)
 }

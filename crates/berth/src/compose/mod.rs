@@ -869,6 +869,15 @@ fn load(a: &ComposeArgs) -> anyhow::Result<Project> {
     Ok(p)
 }
 
+fn escape_dollars(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) if s.contains('$') => *s = s.replace('$', "$$"),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(escape_dollars),
+        serde_json::Value::Object(o) => o.values_mut().for_each(escape_dollars),
+        _ => {}
+    }
+}
+
 fn config(p: &Project, c: ConfigArgs) -> anyhow::Result<i32> {
     let mut out = String::new();
     if c.services {
@@ -897,6 +906,8 @@ fn config(p: &Project, c: ConfigArgs) -> anyhow::Result<i32> {
         }
     } else {
         let mut model = p.model.clone();
+        // The printed model can be loaded again: literal `$` are written `$$`, as compose does.
+        escape_dollars(&mut model);
         if !c.service_names.is_empty() {
             if let Some(s) = model["services"].as_object_mut() {
                 for n in &c.service_names {

@@ -84,10 +84,7 @@ fn env_list(s: &Value) -> Vec<String> {
 }
 
 fn duration_ns(v: &Value) -> Option<i64> {
-    let s = v.as_str()?;
-    humantime::parse_duration(s)
-        .ok()
-        .map(|d| d.as_nanos() as i64)
+    berth_compose::load::parse_duration(v.as_str()?).map(|d| d.as_nanos() as i64)
 }
 
 /// Byte sizes compose accepts (`64m`, `1g`, a number).
@@ -303,7 +300,9 @@ pub fn create_body(p: &Project, service: &str, inst: &Instance) -> anyhow::Resul
         "CapDrop": s["cap_drop"],
         "Privileged": s["privileged"].as_bool().unwrap_or(false),
         "ReadonlyRootfs": s["read_only"].as_bool().unwrap_or(false),
-        "ExtraHosts": s["extra_hosts"].as_object().map(|m| m.iter().map(|(k, v)| format!("{k}:{}", v.as_str().unwrap_or(""))).collect::<Vec<_>>()),
+        // compose's `host=ip` is the API's `host:ip`.
+        "ExtraHosts": s["extra_hosts"].as_array().map(|a| a.iter().filter_map(Value::as_str).map(|e| e.replacen('=', ":", 1)).collect::<Vec<_>>()),
+        "Devices": s["devices"].as_array().map(|a| a.iter().map(|d| json!({"PathOnHost": d["source"], "PathInContainer": d["target"], "CgroupPermissions": d["permissions"].as_str().unwrap_or("rwm")})).collect::<Vec<_>>()),
         "Dns": s["dns"],
         "DnsSearch": s["dns_search"],
         "DnsOptions": s["dns_opt"],
@@ -375,10 +374,11 @@ pub fn create_body(p: &Project, service: &str, inst: &Instance) -> anyhow::Resul
             body[key] = json!(v);
         }
     }
-    if let Some(g) = s["stop_grace_period"].as_str() {
-        if let Ok(d) = humantime::parse_duration(g) {
-            body["StopTimeout"] = json!(d.as_secs());
-        }
+    if let Some(d) = s["stop_grace_period"]
+        .as_str()
+        .and_then(berth_compose::load::parse_duration)
+    {
+        body["StopTimeout"] = json!(d.as_secs());
     }
     if let Some(hc) = s["healthcheck"].as_object() {
         let mut h = json!({});

@@ -638,3 +638,147 @@ fn config_json_matches_docker_compose_v2_on_the_fixtures() {
         );
     }
 }
+
+/// The seeds' example: a database, a backend built from a Dockerfile with a bind-mounted
+/// source dir and a logs volume, a frontend with `stdin_open`/`tty`, `env_file`s,
+/// `depends_on`, named volumes — up, each service reaching the next by name, down.
+#[test]
+fn three_tier_example_comes_up_and_each_service_reaches_the_next() {
+    let d = TestDaemon::start();
+    let (_tmp, dir) = project_dir("shop");
+    write(&dir, "db/index.html", "rows from db\n");
+    write(
+        &dir,
+        "backend/Dockerfile",
+        "FROM busybox\nWORKDIR /srv\nCOPY start.sh /start.sh\nCMD [\"sh\", \"/start.sh\"]\n",
+    );
+    write(
+        &dir,
+        "backend/start.sh",
+        "mkdir -p /srv/www\nwget -qO /srv/www/index.html http://db/index.html\ncat /src/banner.txt >> /srv/www/index.html\necho \"backend up ($BACKEND_MODE)\" >> /logs/backend.log\nexec httpd -f -p 8080 -h /srv/www\n",
+    );
+    write(&dir, "src/banner.txt", "served by backend\n");
+    write(&dir, "backend.env", "BACKEND_MODE=from-file\nSHARED=file\n");
+    write(&dir, "common.env", "SHARED=common\nCOMMON=1\n");
+    write(
+        &dir,
+        "compose.yaml",
+        r#"services:
+  db:
+    image: busybox
+    command: httpd -f -p 80 -h /data
+    volumes:
+      - ./db:/data:ro
+      - dbdata:/var/lib/db
+    stop_signal: SIGKILL
+    healthcheck:
+      test: wget -qO- http://127.0.0.1/index.html
+      interval: 200ms
+  backend:
+    build: ./backend
+    env_file: [common.env, backend.env]
+    environment:
+      SHARED: environment
+    volumes:
+      - ./src:/src:ro
+      - logs:/logs
+    stop_signal: SIGKILL
+    depends_on:
+      db:
+        condition: service_healthy
+    healthcheck:
+      test: wget -qO- http://127.0.0.1:8080/index.html
+      interval: 200ms
+  frontend:
+    image: busybox
+    stdin_open: true
+    tty: true
+    command: sh -c "sleep 1000"
+    stop_signal: SIGKILL
+    depends_on:
+      backend:
+        condition: service_healthy
+volumes:
+  dbdata:
+  logs:
+"#,
+    );
+    let out = compose_in(&d, &dir, &["up", "-d"]);
+    assert_success("up -d", &out);
+    let f = d.inspect("shop-frontend-1");
+    assert_eq!(f["Config"]["Tty"], true);
+    assert_eq!(f["Config"]["OpenStdin"], true);
+    let out = compose_in(
+        &d,
+        &dir,
+        &[
+            "exec",
+            "-T",
+            "frontend",
+            "wget",
+            "-qO-",
+            "http://backend:8080/index.html",
+        ],
+    );
+    assert_success("frontend reaches backend", &out);
+    assert_eq!(stdout(&out), "rows from db\nserved by backend\n");
+    let out = compose_in(
+        &d,
+        &dir,
+        &[
+            "exec",
+            "-T",
+            "backend",
+            "sh",
+            "-c",
+            "echo $SHARED $COMMON $BACKEND_MODE; cat /logs/backend.log",
+        ],
+    );
+    assert_eq!(
+        stdout(&out),
+        "environment 1 from-file\nbackend up (from-file)\n"
+    );
+    // Named volumes are the project's; down keeps them, down -v removes them.
+    assert_eq!(d.api("GET", "/volumes/shop_logs", None).status, 200);
+    assert_success("down", &compose_in(&d, &dir, &["down"]));
+    assert_eq!(d.api("GET", "/volumes/shop_logs", None).status, 200);
+    assert_eq!(d.api("GET", "/networks/shop_default", None).status, 404);
+    assert_success(
+        "down -v",
+        &compose_in(&d, &dir, &["down", "-v", "--rmi", "local"]),
+    );
+    assert_eq!(d.api("GET", "/volumes/shop_logs", None).status, 404);
+    assert_eq!(d.api("GET", "/volumes/shop_dbdata", None).status, 404);
+}
+
+/// A port already taken: `up` fails with the daemon's message, reports what it created,
+/// and the rest of the project is left stopped, not half-running.
+#[test]
+fn a_taken_port_fails_up_cleanly() {
+    let d = TestDaemon::start();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (_tmp, dir) = project_dir("taken");
+    write(
+        &dir,
+        "compose.yaml",
+        &format!(
+            "services:\n  a:\n    image: busybox\n    command: sleep 1000\n    stop_signal: SIGKILL\n  b:\n    image: busybox\n    command: sleep 1000\n    stop_signal: SIGKILL\n    depends_on: [a]\n    ports: [\"127.0.0.1:{port}:80\"]\n"
+        ),
+    );
+    let out = compose_in(&d, &dir, &["up", "-d"]);
+    assert_ne!(code(&out), 0);
+    let err = stderr(&out);
+    assert!(err.contains(" Container taken-a-1  Started"), "{err}");
+    assert!(
+        err.contains(" Container taken-b-1  Error") || err.contains("taken-b-1"),
+        "{err}"
+    );
+    assert!(
+        err.to_lowercase().contains("address already in use") || err.contains("already allocated"),
+        "{err}"
+    );
+    assert_ne!(d.inspect("taken-b-1")["State"]["Running"], true);
+    drop(listener);
+    assert_success("down", &compose_in(&d, &dir, &["down"]));
+}

@@ -1,9 +1,10 @@
 //! System and other-object endpoints (`/info`, `/version`, networks, volumes for `inspect`).
 
-use crate::client::Client;
+use crate::client::{Body, Client, ResponseStream};
 use crate::error::Result;
 use crate::models::{SystemInfo, SystemVersion};
-use crate::query::path_segment;
+use crate::query::{path_segment, Query};
+use hyper::Method;
 
 impl Client {
     pub async fn info(&self) -> Result<SystemInfo> {
@@ -12,6 +13,17 @@ impl Client {
 
     pub async fn info_raw(&self) -> Result<serde_json::Value> {
         self.get_json("/info").await
+    }
+
+    /// `GET /events`: one JSON event per line, until `until` or until dropped.
+    pub async fn events(&self, query: Query) -> Result<ResponseStream> {
+        self.stream(
+            Method::GET,
+            &format!("/events{}", query.encode()),
+            Body::Empty,
+            &[],
+        )
+        .await
     }
 
     pub async fn version(&self) -> Result<SystemVersion> {

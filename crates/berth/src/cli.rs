@@ -123,6 +123,8 @@ pub enum ImageManagement {
 pub enum SystemManagement {
     /// Display system-wide information
     Info(FormatArgs),
+    /// Get real time events from the server
+    Events(crate::system::EventsArgs),
 }
 
 // Parsed once per process; the size of the run flags does not matter.
@@ -163,6 +165,8 @@ pub enum Command {
     Search(SearchArgs),
     /// Display system-wide information
     Info(FormatArgs),
+    /// Get real time events from the server
+    Events(crate::system::EventsArgs),
     /// Show the berth version information
     Version(FormatArgs),
     /// Manage containers

@@ -193,6 +193,9 @@ async fn dispatch(client: &Client, command: Command) -> anyhow::Result<i32> {
         Command::Info(a) | Command::SystemGroup(SystemManagement::Info(a)) => {
             system::info(client, a).await
         }
+        Command::Events(a) | Command::SystemGroup(SystemManagement::Events(a)) => {
+            system::events(client, a).await
+        }
         Command::Version(a) => system::version(client, a).await,
         Command::VolumeGroup(c) => volume::run(client, c).await,
         Command::NetworkGroup(c) => network::run(client, c).await,

@@ -95,3 +95,112 @@ pub async fn version(client: &Client, a: FormatArgs) -> anyhow::Result<i32> {
     println!("  Kernel Version:   {}", s(&server["KernelVersion"]));
     Ok(0)
 }
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Filter output based on conditions provided
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a custom template ('json' prints one JSON object per event)
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Show all events created since timestamp
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Stream events until this timestamp
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+/// `events`: docker's line per event, `<time> <type> <action> <id> (k=v, …)`, or `--format`.
+pub async fn events(client: &Client, a: EventsArgs) -> anyhow::Result<i32> {
+    use std::io::Write;
+    let filters = crate::filters::to_json(&a.filter)?;
+    // Relative and RFC 3339 times are resolved here, as the docker CLI does.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let abs = |t: &Option<String>| -> anyhow::Result<Option<String>> {
+        let Some(t) = t else { return Ok(None) };
+        if let Ok(d) = humantime::parse_duration(t) {
+            let at = now.saturating_sub(d);
+            return Ok(Some(format!("{}.{:09}", at.as_secs(), at.subsec_nanos())));
+        }
+        if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(t) {
+            return Ok(Some(format!(
+                "{}.{:09}",
+                dt.timestamp(),
+                dt.timestamp_subsec_nanos()
+            )));
+        }
+        Ok(Some(t.clone()))
+    };
+    let q = berth_api::Query::new()
+        .opt("since", abs(&a.since)?.as_deref())
+        .opt("until", abs(&a.until)?.as_deref())
+        .opt("filters", filters.as_deref());
+    let mut stream = client.events(q).await?;
+    let mut buf = Vec::new();
+    let mut out = std::io::stdout();
+    while let Some(chunk) = stream.chunk().await? {
+        buf.extend_from_slice(&chunk);
+        while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=nl).collect();
+            let Ok(ev) = serde_json::from_slice::<Value>(&line) else {
+                continue;
+            };
+            let text = match a.format.as_deref() {
+                Some("json") => ev.to_string(),
+                Some(f) => crate::format::render_one(f, &template_view(&ev))?,
+                None => event_line(&ev),
+            };
+            writeln!(out, "{text}")?;
+            out.flush()?;
+        }
+    }
+    Ok(0)
+}
+
+/// The fields docker's templates see: `.Type`, `.Action`, `.Actor.ID`, `.Actor.Attributes`,
+/// `.Status`, `.ID`, `.From`, `.Time`, `.TimeNano`, `.Scope`.
+fn template_view(ev: &Value) -> Value {
+    json!({
+        "Type": ev["Type"], "Action": ev["Action"], "Actor": ev["Actor"], "Scope": ev["scope"],
+        "Status": ev.get("status").cloned().unwrap_or(json!("")),
+        "ID": ev.get("id").cloned().unwrap_or(json!("")),
+        "From": ev.get("from").cloned().unwrap_or(json!("")),
+        "Time": ev["time"], "TimeNano": ev["timeNano"],
+    })
+}
+
+fn event_line(ev: &Value) -> String {
+    let nanos = ev["timeNano"].as_i64().unwrap_or(0);
+    let time =
+        chrono::DateTime::from_timestamp(nanos / 1_000_000_000, (nanos % 1_000_000_000) as u32)
+            .map(|t| {
+                t.with_timezone(&chrono::Local)
+                    .format("%Y-%m-%dT%H:%M:%S%.9f%:z")
+                    .to_string()
+            })
+            .unwrap_or_default();
+    let mut attrs: Vec<(String, String)> = ev["Actor"]["Attributes"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), s(v))).collect())
+        .unwrap_or_default();
+    attrs.sort();
+    let attrs = attrs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut line = format!(
+        "{time} {} {} {}",
+        s(&ev["Type"]),
+        s(&ev["Action"]),
+        s(&ev["Actor"]["ID"])
+    );
+    if !attrs.is_empty() {
+        line.push_str(&format!(" ({attrs})"));
+    }
+    line
+}

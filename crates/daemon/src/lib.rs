@@ -11,6 +11,7 @@ mod builder;
 mod changes;
 mod container;
 mod error;
+mod events;
 mod exec;
 mod health;
 mod hijack;

@@ -144,6 +144,7 @@ pub async fn create(
         let _ = tokio::fs::remove_dir_all(&dir).await;
         return Err(e);
     }
+    crate::events::container(d, &c.get(), "create", &[]);
     Ok((id, Vec::new()))
 }
 
@@ -569,6 +570,7 @@ pub(crate) async fn start_locked(d: &Shared, c: &Arc<Container>) -> ApiResult<bo
         r.manually_stopped = false;
     }
     c.lifecycle.send_modify(|l| l.running = true);
+    crate::events::container(d, &c.get(), "start", &[]);
     d.save(c, false)?;
     monitor(d.clone(), c.clone());
     crate::health::start(d, c);
@@ -614,6 +616,7 @@ async fn on_exit(d: &Shared, c: &Arc<Container>, code: i64, finished: Option<Str
         r.state.finished_at = finished.unwrap_or_else(now_rfc3339);
         auto_remove = r.host_config.auto_remove.unwrap_or(false);
     }
+    crate::events::container(d, &c.get(), "die", &[("exitCode", code.to_string())]);
     c.gate().shim_up = false;
     let _ = d.save(c, false);
     // An --rm container's rootfs is unmounted by its removal, off the waiting client's path
@@ -673,6 +676,7 @@ pub async fn kill(d: &Shared, c: &Arc<Container>, sig: Option<&str>) -> ApiResul
     if signo == 9 || signo == 15 {
         c.lock().manually_stopped = true;
     }
+    crate::events::container(d, &rec, "kill", &[("signal", signo.to_string())]);
     shim::call(
         &d.paths.shim_socket(&rec.id),
         crate::shim::Request::Kill {
@@ -721,6 +725,7 @@ async fn stop_locked(
     let timeout = timeout.or(rec.config.stop_timeout).unwrap_or(10);
     let socket = d.paths.shim_socket(&rec.id);
     let mut rx = c.lifecycle.subscribe();
+    crate::events::container(d, &rec, "kill", &[("signal", signo.to_string())]);
     let _ = shim::call(
         &socket,
         crate::shim::Request::Kill {
@@ -752,6 +757,7 @@ async fn stop_locked(
         let mut rx = c.lifecycle.subscribe();
         let _ = tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|l| !l.running)).await;
     }
+    crate::events::container(d, &c.get(), "stop", &[]);
     Ok(true)
 }
 
@@ -768,6 +774,7 @@ pub async fn restart(
     let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|l| !l.running)).await;
     crate::restart::manual_start(c);
     start_locked(d, c).await?;
+    crate::events::container(d, &c.get(), "restart", &[]);
     Ok(())
 }
 
@@ -843,6 +850,7 @@ pub async fn remove(d: &Shared, c: &Arc<Container>, force: bool, volumes: bool) 
             }
         }
     }
+    crate::events::container(d, &rec, "destroy", &[]);
     c.lifecycle.send_modify(|l| l.removed = true);
     Ok(())
 }

@@ -26,6 +26,8 @@ pub struct Daemon {
     pub volumes: Arc<crate::volumes::VolumeStore>,
     /// The network service (None only where a Daemon is built without one).
     pub networks: Option<Arc<crate::networking::Networks>>,
+    /// What `GET /events` streams.
+    pub events: crate::events::Events,
 }
 
 pub type Shared = Arc<Daemon>;
@@ -49,6 +51,7 @@ impl Daemon {
             containers: RwLock::new(HashMap::new()),
             execs: ExecRegistry::default(),
             networks: None,
+            events: crate::events::Events::default(),
         }
     }
 

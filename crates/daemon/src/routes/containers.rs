@@ -390,6 +390,7 @@ pub async fn attach(
 ) -> ApiResult<Response> {
     let c = d.find(&id)?;
     let rec = c.get();
+    crate::events::container(&d, &rec, "attach", &[]);
     let tty = rec.config.tty.unwrap_or(false);
     let stdin = q.stdin && rec.config.open_stdin.unwrap_or(false);
     let close_on_eof = rec.config.stdin_once.unwrap_or(false);
@@ -520,8 +521,15 @@ pub async fn rename(
             "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
         )));
     }
+    let old_name = c.lock().name.clone();
     d.rename(&c, &name)?;
     d.save(&c, true)?;
+    crate::events::container(
+        &d,
+        &c.get(),
+        "rename",
+        &[("oldName", format!("/{old_name}"))],
+    );
     Ok(no_content())
 }
 
@@ -569,6 +577,7 @@ async fn set_paused(d: &Shared, id: &str, pause: bool) -> ApiResult<Response> {
         Status::Running
     };
     d.save(&c, false)?;
+    crate::events::container(d, &c.get(), if pause { "pause" } else { "unpause" }, &[]);
     Ok(no_content())
 }
 

@@ -194,6 +194,17 @@ pub async fn dispatch(State(d): State<Shared>, req: Request) -> ApiResult<Respon
     }
 }
 
+/// An image event: `id` is the image id (or the reference, for pull/push), `name` the reference.
+pub fn image_event(d: &Shared, action: &str, id: &str, name: &str) {
+    crate::events::object(
+        d,
+        berth_api::models::EventMessageTypeEnum::IMAGE,
+        action,
+        id,
+        &[("name", name.to_string())],
+    );
+}
+
 async fn resolve(d: &Shared, name: &str) -> ApiResult<ImageRecord> {
     let images = d.images.clone();
     let name = name.to_string();
@@ -246,7 +257,9 @@ async fn tag(d: &Shared, name: &str, pairs: &[(String, String)]) -> ApiResult<Re
         .unwrap_or_else(|| "latest".into());
     let reference = format!("{repo}:{tag}");
     let images = d.images.clone();
-    tokio::task::spawn_blocking(move || images.tag(&img.id, &reference)).await??;
+    let (id, r) = (img.id.clone(), reference.clone());
+    tokio::task::spawn_blocking(move || images.tag(&id, &r)).await??;
+    image_event(d, "tag", &img.id.to_string(), &reference);
     Ok(StatusCode::CREATED.into_response())
 }
 
@@ -267,6 +280,7 @@ async fn delete(d: &Shared, name: &str, pairs: &[(String, String)]) -> ApiResult
         let untagged = tokio::task::spawn_blocking(move || images.untag(&n)).await??;
         let _ = untagged;
         let r = berth_image::Reference::parse_normalized(name)?;
+        image_event(d, "untag", &img.id.to_string(), &r.familiar());
         out.push(json!({"Untagged": r.familiar()}));
         return Ok(Json(Value::Array(out)).into_response());
     }
@@ -299,6 +313,15 @@ async fn delete(d: &Shared, name: &str, pairs: &[(String, String)]) -> ApiResult
     }
     let id = img.id.clone();
     let deleted = tokio::task::spawn_blocking(move || images.delete(&id)).await??;
+    for t in &img.repo_tags {
+        image_event(d, "untag", &img.id.to_string(), t);
+    }
+    image_event(
+        d,
+        "delete",
+        &img.id.to_string(),
+        img.repo_tags.first().map_or("", String::as_str),
+    );
     Ok(
         Json(serde_json::to_value(deleted).map_err(|e| ApiError::internal(e.to_string()))?)
             .into_response(),
@@ -347,6 +370,7 @@ pub async fn load(State(d): State<Shared>, req: Request) -> ApiResult<Response> 
     let quiet = parse_bool(first(&query_pairs(req.uri().query()), "quiet").as_deref());
     let reader = body_reader(req.into_body());
     let images = d.images.clone();
+    let d2 = d.clone();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
     let handle = tokio::task::spawn_blocking(move || {
         let ptx = tx.clone();
@@ -359,6 +383,12 @@ pub async fn load(State(d): State<Shared>, req: Request) -> ApiResult<Response> 
         match res {
             Ok(loaded) => {
                 for img in loaded {
+                    image_event(
+                        &d2,
+                        "load",
+                        &img.id.to_string(),
+                        img.tags.first().map_or("", String::as_str),
+                    );
                     if img.tags.is_empty() {
                         let _ = tx.send(message(
                             json!({"stream": format!("Loaded image ID: {}\n", img.id)}),

@@ -99,12 +99,98 @@ pub async fn info(State(d): State<Shared>) -> Json<Value> {
     }))
 }
 
-/// The event stream is open but quiet: berth does not publish events yet.
-pub async fn events() -> Response {
-    let s = futures_util::stream::pending::<Result<axum::body::Bytes, std::io::Error>>();
-    (
+#[derive(serde::Deserialize)]
+pub struct EventsQuery {
+    since: Option<String>,
+    until: Option<String>,
+    filters: Option<String>,
+}
+
+/// `GET /events`: the history since `since`, then live events until `until` (or until the
+/// client goes away), one JSON object per line.
+pub async fn events(
+    State(d): State<Shared>,
+    axum::extract::Query(q): axum::extract::Query<EventsQuery>,
+) -> Result<Response, crate::error::ApiError> {
+    use crate::error::ApiError;
+    use crate::events::{now_nanos, parse_time, EventFilter};
+    let now = now_nanos();
+    let since = q
+        .since
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| parse_time(s, now))
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    let until = q
+        .until
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| parse_time(s, now))
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    let filter = crate::query::parse_filters(q.filters.as_deref())
+        .and_then(EventFilter::new)
+        .map_err(ApiError::bad_request)?;
+    // Docker replays history only when asked (`since`), or when `until` alone bounds it.
+    let from = since.or(until.map(|_| 0));
+    let (past, mut rx) = d.events.subscribe(from);
+    let in_window = move |t: i64| until.is_none_or(|u| t <= u);
+    let line = |e: &crate::events::Event| {
+        let mut b = serde_json::to_vec(&e.to_json()).unwrap_or_default();
+        b.push(b'\n');
+        Ok::<_, std::io::Error>(axum::body::Bytes::from(b))
+    };
+    let history: Vec<_> = past
+        .iter()
+        .filter(|e| in_window(e.time_nano) && filter.matches(e))
+        .map(|e| line(e))
+        .collect();
+    let deadline = until.map(|u| {
+        let wait = std::time::Duration::from_nanos(u.saturating_sub(now).max(0) as u64);
+        tokio::time::Instant::now() + wait
+    });
+    let live = async_stream_events(move |tx| async move {
+        loop {
+            let next = match deadline {
+                Some(dl) => match tokio::time::timeout_at(dl, rx.recv()).await {
+                    Ok(r) => r,
+                    Err(_) => return,
+                },
+                None => rx.recv().await,
+            };
+            match next {
+                Ok(e) => {
+                    if !in_window(e.time_nano) {
+                        return;
+                    }
+                    if filter.matches(&e) && tx.send(line(&e)).await.is_err() {
+                        return;
+                    }
+                }
+                // A slow reader missed some: go on with what comes next, as dockerd does.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    let stream = futures_util::StreamExt::chain(futures_util::stream::iter(history), live);
+    Ok((
         [(header::CONTENT_TYPE, "application/json")],
-        Body::from_stream(s),
+        Body::from_stream(stream),
     )
-        .into_response()
+        .into_response())
+}
+
+/// A stream fed by a task: `produce` sends items until it returns or the receiver is dropped.
+fn async_stream_events<F, Fut>(
+    produce: F,
+) -> impl futures_util::Stream<Item = Result<axum::body::Bytes, std::io::Error>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<axum::body::Bytes, std::io::Error>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(produce(tx));
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
 }

@@ -122,7 +122,17 @@ pub async fn create(State(d): State<Shared>, body: axum::body::Bytes) -> ApiResu
         )
     })
     .await??;
-    Ok((StatusCode::CREATED, Json(d.volumes.to_json(&v))).into_response())
+    let json = d.volumes.to_json(&v);
+    if let Some(name) = json["Name"].as_str() {
+        crate::events::object(
+            &d,
+            berth_api::models::EventMessageTypeEnum::VOLUME,
+            "create",
+            name,
+            &[("driver", "local".into())],
+        );
+    }
+    Ok((StatusCode::CREATED, Json(json)).into_response())
 }
 
 /// `GET /volumes/{name}`.
@@ -160,7 +170,16 @@ pub async fn remove(
     let vols = d.volumes.clone();
     let n = name.clone();
     match tokio::task::spawn_blocking(move || vols.remove(&n)).await? {
-        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Ok(()) => {
+            crate::events::object(
+                &d,
+                berth_api::models::EventMessageTypeEnum::VOLUME,
+                "destroy",
+                &name,
+                &[("driver", "local".into())],
+            );
+            Ok(StatusCode::NO_CONTENT)
+        }
         Err(e) if e.status == StatusCode::NOT_FOUND && q.force => Ok(StatusCode::NO_CONTENT),
         Err(e) => Err(e),
     }

@@ -130,6 +130,9 @@ results+=("daemon VmRSS after start + load|$rss_loaded kB")
 results+=("daemon VmRSS after 10 s idle|$rss_idle kB")
 results+=("shim VmRSS (one running container)|$shim_rss kB")
 
+# --- builds (bench/build.sh) ---------------------------------------------------------
+while IFS= read -r row; do results+=("$row"); done < <(BERTH=$berth BENCH_DIR=$dir BENCH_RUNS=$runs "$repo/bench/build.sh")
+
 # --- pull / push through a local registry (bench/registry.sh; after the memory rows) ---
 while IFS= read -r row; do results+=("$row"); done < <(BERTH=$berth BENCH_DIR=$dir "$repo/bench/registry.sh")
 

@@ -782,3 +782,33 @@ fn a_missing_base_image_is_pulled_from_its_registry() {
         );
     }
 }
+
+#[test]
+fn independent_stages_build_side_by_side() {
+    for client in CLIENTS {
+        let d = TestDaemon::start();
+        // Each stage waits (bounded) for the other's marker in a shared cache mount: a
+        // build that ran them one after the other would fail.
+        let wait_for = |me: &str, other: &str| {
+            format!(
+                "RUN --mount=type=cache,target=/sync,id=sync touch /sync/{me} && \
+                 for i in $(seq 150); do [ -e /sync/{other} ] && exit 0; sleep 0.1; done; exit 7\n"
+            )
+        };
+        let df = format!(
+            "FROM busybox AS a\n{}RUN echo a > /a\nFROM busybox AS b\n{}RUN echo b > /b\n\
+             FROM busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n",
+            wait_for("a", "b"),
+            wait_for("b", "a")
+        );
+        let ctx = context(&[("Dockerfile", &df)]);
+        let o = build(&d, client, &["build", "-t", "side", p(ctx.path())]);
+        assert_success(&format!("{client:?} parallel stages"), &o);
+        let out = stdout(&o);
+        // Logs keep stage order and step numbers.
+        let a = out.find("Step 1/9 : FROM busybox AS a").expect("stage a");
+        let b = out.find("Step 4/9 : FROM busybox AS b").expect("stage b");
+        assert!(a < b, "{out}");
+        assert_eq!(sh(&d, client, "side", "cat /a /b"), "a\nb");
+    }
+}

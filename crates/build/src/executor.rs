@@ -249,7 +249,11 @@ struct Run<'a> {
     out: &'a mut dyn FnMut(&str),
 }
 
-/// Runs the build; `out` receives the classic builder's log text. Returns the image id.
+/// Makes one executor per concurrently built stage.
+pub type ExecutorFactory<'f> = dyn Fn() -> Box<dyn Executor + Send> + Sync + 'f;
+
+/// Runs the build one stage after another; `out` receives the classic builder's log text.
+/// Returns the image id.
 pub fn build(
     b: &Build,
     opts: &Options,
@@ -258,8 +262,74 @@ pub fn build(
     exec: &mut dyn Executor,
     out: &mut dyn FnMut(&str),
 ) -> Result<String, BuildError> {
+    run_build(b, opts, context, escape, Engine::Serial(exec), out)
+}
+
+/// Like [`build`], with stages that do not depend on each other built side by side (one
+/// executor each from `factory`). Their logs are shown whole, in stage order, once the
+/// group is done; a lone stage streams its log as it runs.
+pub fn build_parallel(
+    b: &Build,
+    opts: &Options,
+    context: &Path,
+    escape: char,
+    factory: &ExecutorFactory<'_>,
+    out: &mut dyn FnMut(&str),
+) -> Result<String, BuildError> {
+    let mut main = factory();
+    run_build(
+        b,
+        opts,
+        context,
+        escape,
+        Engine::Parallel(&mut *main, factory),
+        out,
+    )
+}
+
+enum Engine<'e, 'f> {
+    Serial(&'e mut dyn Executor),
+    Parallel(&'e mut dyn Executor, &'e ExecutorFactory<'f>),
+}
+
+/// The plan's stages grouped in waves: each stage comes after every stage it depends on.
+fn waves(b: &Build, plan: &[usize]) -> Vec<Vec<usize>> {
+    let mut level = vec![0usize; b.stages.len()];
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    for &si in plan {
+        let l = b
+            .deps(si)
+            .iter()
+            .filter(|d| plan.contains(d))
+            .map(|d| level[*d] + 1)
+            .max()
+            .unwrap_or(0);
+        level[si] = l;
+        if out.len() <= l {
+            out.resize(l + 1, Vec::new());
+        }
+        out[l].push(si);
+    }
+    out
+}
+
+fn run_build(
+    b: &Build,
+    opts: &Options,
+    context: &Path,
+    escape: char,
+    engine: Engine<'_, '_>,
+    out: &mut dyn FnMut(&str),
+) -> Result<String, BuildError> {
     let plan = b.plan(opts.target.as_deref()).map_err(msg)?;
     let total: usize = plan.iter().map(|i| 1 + b.stages[*i].steps.len()).sum();
+    // Where each stage's step numbers start, in plan order (as the classic builder counts).
+    let mut first_step = vec![0usize; b.stages.len()];
+    let mut n = 0;
+    for &si in &plan {
+        first_step[si] = n;
+        n += 1 + b.stages[si].steps.len();
+    }
     let lex = Lex::new(escape);
     let given = |k: &str| {
         opts.build_args
@@ -282,6 +352,10 @@ pub fn build(
             meta.push((k.clone(), val));
         }
     }
+    let (exec, factory): (&mut dyn Executor, Option<&ExecutorFactory<'_>>) = match engine {
+        Engine::Serial(e) => (e, None),
+        Engine::Parallel(e, f) => (e, Some(f)),
+    };
     let mut run = Run {
         b,
         opts,
@@ -302,13 +376,21 @@ pub fn build(
             run.consumed.insert(k.clone());
         }
     }
-    let mut step = 0;
-    let mut last = None;
-    for (n, &si) in plan.iter().enumerate() {
-        let is_final = n + 1 == plan.len();
-        let img = run.stage(si, &mut step, total, is_final)?;
-        run.built[si] = Some(img.clone());
-        last = Some(img);
+    let last_stage = plan.last().copied();
+    let groups = match factory {
+        Some(_) => waves(b, &plan),
+        None => plan.iter().map(|&s| vec![s]).collect(),
+    };
+    for group in groups {
+        match (group.as_slice(), factory) {
+            ([si], _) => {
+                let mut step = first_step[*si];
+                let img = run.stage(*si, &mut step, total, Some(*si) == last_stage)?;
+                run.built[*si] = Some(img);
+            }
+            (_, Some(factory)) => run.stages_side_by_side(&group, &first_step, total, factory)?,
+            (_, None) => unreachable!("serial groups hold one stage"),
+        }
     }
     let mut leftover: Vec<&str> = opts
         .build_args
@@ -325,9 +407,93 @@ pub fn build(
             leftover.join(" ")
         ));
     }
-    match last.and_then(|i| i.id) {
+    match last_stage
+        .and_then(|s| run.built[s].take())
+        .and_then(|i| i.id)
+    {
         Some(id) => Ok(id),
         None => fail("no image was built: the final stage is scratch with no changes"),
+    }
+}
+
+/// What a stage built on its own thread gives back: its index, its log, its image, and the
+/// build args it used.
+type StageOutcome = (
+    usize,
+    String,
+    Result<ImageState, BuildError>,
+    BTreeSet<String>,
+);
+
+impl Run<'_> {
+    /// Builds independent stages on threads, each with its own executor and log buffer.
+    fn stages_side_by_side(
+        &mut self,
+        group: &[usize],
+        first_step: &[usize],
+        total: usize,
+        factory: &ExecutorFactory<'_>,
+    ) -> Result<(), BuildError> {
+        let results: Vec<StageOutcome> = std::thread::scope(|scope| {
+            let handles: Vec<_> = group
+                .iter()
+                .map(|&si| {
+                    let built = self.built.clone();
+                    let meta = self.meta.clone();
+                    let (b, opts, context, lex) = (self.b, self.opts, self.context, self.lex);
+                    scope.spawn(move || {
+                        let mut exec = factory();
+                        let mut log = String::new();
+                        let mut sink = |s: &str| log.push_str(s);
+                        let mut run = Run {
+                            b,
+                            opts,
+                            context,
+                            lex,
+                            meta,
+                            built,
+                            consumed: BTreeSet::new(),
+                            exec: &mut *exec,
+                            out: &mut sink,
+                        };
+                        let mut step = first_step[si];
+                        // Side-by-side stages are never the final one.
+                        let r = run.stage(si, &mut step, total, false);
+                        let consumed = std::mem::take(&mut run.consumed);
+                        drop(run);
+                        (si, log, r, consumed)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        (
+                            0,
+                            String::new(),
+                            fail("a build stage panicked"),
+                            BTreeSet::new(),
+                        )
+                    })
+                })
+                .collect()
+        });
+        let mut first_err = None;
+        for (si, log, r, consumed) in results {
+            self.say(&log);
+            self.consumed.extend(consumed);
+            match r {
+                Ok(img) => self.built[si] = Some(img),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 }
 
@@ -1351,5 +1517,31 @@ mod tests {
             log[2].starts_with("run [\"/bin/sh\", \"-c\", \"echo a\\n\"]"),
             "{log:?}"
         );
+    }
+
+    #[test]
+    fn onbuild_unused_args_and_waves() {
+        let opts = Options {
+            build_args: vec![
+                ("UNUSED".into(), "1".into()),
+                ("no_proxy".into(), "x".into()),
+            ],
+            ..Default::default()
+        };
+        let (r, log, text) = run("FROM withtriggers\nCMD [\"x\"]\n", &[], opts);
+        r.unwrap();
+        assert!(text.contains("# Executing 1 build trigger\n"), "{text}");
+        assert!(log.iter().any(|l| l.contains("echo triggered")), "{log:?}");
+        assert!(
+            text.ends_with("[Warning] One or more build-args [UNUSED] were not consumed\n"),
+            "{text}"
+        );
+        let df = parser::parse(
+            "FROM busybox AS a\nRUN x\nFROM busybox AS b\nRUN y\nFROM a AS c\nCOPY --from=b /y /y\nFROM busybox AS unused\nFROM c\n",
+        )
+        .unwrap();
+        let b = instructions::parse(&df).unwrap();
+        let plan = b.plan(None).unwrap();
+        assert_eq!(waves(&b, &plan), vec![vec![0, 1], vec![2], vec![4]]);
     }
 }

@@ -111,15 +111,22 @@ pub async fn build(State(d): State<Shared>, req: Request) -> ApiResult<Response>
     let rt = tokio::runtime::Handle::current();
     let d2 = d.clone();
     tokio::task::spawn_blocking(move || {
-        // The executor watches `tx`: it closes when the client disconnects.
-        let mut exec = DaemonExecutor::new(
-            d2.clone(),
-            rt,
-            tmp.join("layers"),
-            network,
-            Some(tx.clone()),
-        );
-        exec.always_pull = always_pull;
+        // Executors watch `tx`: it closes when the client disconnects. One per stage that
+        // builds side by side, each with its own scratch dir.
+        let made = std::sync::atomic::AtomicUsize::new(0);
+        let cancel = tx.clone();
+        let factory = || -> Box<dyn executor::Executor + Send> {
+            let k = made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut exec = DaemonExecutor::new(
+                d2.clone(),
+                rt.clone(),
+                tmp.join(format!("layers-{k}")),
+                network.clone(),
+                Some(cancel.clone()),
+            );
+            exec.always_pull = always_pull;
+            Box::new(exec)
+        };
         let send = |v: Value| {
             let _ = tx.blocking_send(line(v));
         };
@@ -128,9 +135,8 @@ pub async fn build(State(d): State<Shared>, req: Request) -> ApiResult<Response>
                 send(json!({"stream": s}));
             }
         };
-        let r = executor::build(&plan, &opts, &ctx, df.escape, &mut exec, &mut out);
-        // Snapshots and containers go before the answer ends.
-        drop(exec);
+        // Executors (and their snapshots and containers) are gone when this returns.
+        let r = executor::build_parallel(&plan, &opts, &ctx, df.escape, &factory, &mut out);
         match r {
             Ok(id) => {
                 // As Docker's classic builder: the aux ID, then "Successfully built".

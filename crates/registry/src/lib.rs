@@ -249,8 +249,17 @@ pub async fn search(
             urlencoding::encode(&needle)
         );
         let ep = cfg.endpoint_at(&domain, "https://index.docker.io", creds);
-        ep.send(Method::GET, &url, &[], ReqBody::Empty, "").await?;
-        return Ok(Vec::new());
+        let resp = ep.send(Method::GET, &url, &[], ReqBody::Empty, "").await?;
+        let status = resp.status();
+        let body = read_body(resp).await?;
+        if !status.is_success() {
+            return Err(RegistryError::Registry(format!(
+                "Unexpected status code {}: {}",
+                status.as_u16(),
+                distribution_error(status, &body)
+            )));
+        }
+        return parse_hub_search(&body, limit);
     }
     let ep = cfg.endpoint(&domain, creds);
     let resp = ep
@@ -294,6 +303,39 @@ pub async fn search(
         .collect())
 }
 
+/// Docker Hub's `/v1/search` answer: `{"results":[{"name","description","star_count",
+/// "is_official"}, …]}`.
+fn parse_hub_search(body: &[u8], limit: usize) -> Result<Vec<SearchResult>> {
+    #[derive(serde::Deserialize)]
+    struct Hit {
+        #[serde(default)]
+        name: String,
+        #[serde(default)]
+        description: Option<String>,
+        #[serde(default)]
+        star_count: u64,
+        #[serde(default)]
+        is_official: bool,
+    }
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        #[serde(default)]
+        results: Vec<Hit>,
+    }
+    let a: Answer = serde_json::from_slice(body)
+        .map_err(|e| RegistryError::Registry(format!("bad search answer: {e}")))?;
+    Ok(a.results
+        .into_iter()
+        .take(limit.max(1))
+        .map(|h| SearchResult {
+            name: h.name,
+            description: h.description.unwrap_or_default(),
+            star_count: h.star_count,
+            is_official: h.is_official,
+        })
+        .collect())
+}
+
 /// `repository:<path>:<actions>`.
 pub(crate) fn scope(r: &Reference, actions: &str) -> String {
     format!("repository:{}:{actions}", r.path)
@@ -328,6 +370,27 @@ mod tests {
             c.endpoints("example.com:5000"),
             vec!["https://example.com:5000"]
         );
+    }
+
+    #[test]
+    fn parses_docker_hub_search_answers() {
+        let body = br#"{"num_pages":1,"num_results":2,"page":1,"query":"busybox","results":[
+            {"name":"busybox","description":"Busybox base image.","star_count":3400,"is_official":true,"is_automated":false},
+            {"name":"radial/busyboxplus","description":null,"star_count":50,"is_official":false}]}"#;
+        let r = parse_hub_search(body, 25).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            r[0],
+            SearchResult {
+                name: "busybox".into(),
+                description: "Busybox base image.".into(),
+                star_count: 3400,
+                is_official: true,
+            }
+        );
+        assert_eq!(r[1].description, "");
+        assert_eq!(parse_hub_search(body, 1).unwrap().len(), 1);
+        assert!(parse_hub_search(b"<html>", 1).is_err());
     }
 
     #[test]

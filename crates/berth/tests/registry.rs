@@ -396,7 +396,24 @@ fn pull_progress_on_the_api_stream() {
     let d = TestDaemon::start();
     let name = format!("{}/api/bb", reg.host());
     d.ok(&["tag", "busybox", &format!("{name}:2")]);
-    d.ok(&["push", &format!("{name}:2")]);
+    // Push progress on the API stream: bytes sent as the upload goes.
+    let r = d.api("POST", &format!("/images/{name}/push?tag=2"), None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let layer_size = fs::metadata(busybox_tar()).expect("busybox tar").len() / 2;
+    let pushed_bytes = r
+        .text()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["status"] == "Pushing")
+        .filter_map(|v| v["progressDetail"]["current"].as_u64())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        pushed_bytes > layer_size,
+        "Pushing progress reached {pushed_bytes} bytes: {}",
+        r.text()
+    );
+    assert!(r.text().contains("\"Pushed\""), "{}", r.text());
     d.ok(&["rmi", &format!("{name}:2")]);
     // busybox's layer stays in the content store: "Already exists". Pull into a fresh daemon.
     let e = TestDaemon::start_empty();

@@ -76,8 +76,18 @@ impl Credentials {
 pub enum ReqBody {
     Empty,
     Bytes(Bytes),
-    /// A file streamed from disk (blob uploads).
-    File(PathBuf, u64),
+    /// A file streamed from disk (blob uploads), reporting bytes sent.
+    File(PathBuf, u64, Option<SentFn>),
+}
+
+/// Told the bytes of a streamed body sent so far (every 512 KiB and at the end).
+#[derive(Clone)]
+pub struct SentFn(pub Arc<dyn Fn(u64) + Send + Sync>);
+
+impl std::fmt::Debug for SentFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SentFn")
+    }
 }
 
 type Body = BoxBody<Bytes, std::io::Error>;
@@ -90,10 +100,21 @@ impl ReqBody {
                 let n = b.len() as u64;
                 (Full::new(b).map_err(|e| match e {}).boxed(), Some(n))
             }
-            ReqBody::File(p, n) => {
+            ReqBody::File(p, n, sent) => {
                 let f = tokio::fs::File::open(&p).await?;
-                let s =
-                    tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024).map_ok(Frame::data);
+                let (mut done, mut told) = (0u64, 0u64);
+                let s = tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024).map_ok(
+                    move |chunk| {
+                        done += chunk.len() as u64;
+                        if let Some(cb) = &sent {
+                            if done - told >= 512 * 1024 || done == n {
+                                told = done;
+                                (cb.0)(done);
+                            }
+                        }
+                        Frame::data(chunk)
+                    },
+                );
                 (BodyExt::boxed(StreamBody::new(s)), Some(n))
             }
         })

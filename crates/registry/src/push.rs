@@ -8,7 +8,7 @@ use bytes::Bytes;
 use hyper::{Method, StatusCode};
 
 use crate::error::{RegistryError, Result};
-use crate::http::{distribution_error, read_body, Credentials, Endpoint, ReqBody};
+use crate::http::{distribution_error, read_body, Credentials, Endpoint, ReqBody, SentFn};
 use crate::manifest::{build_manifest, AnyManifest, Descriptor};
 use crate::{emit, scope, ProgressFn, RegistryConfig};
 
@@ -243,15 +243,17 @@ async fn push_blob(
         if url.contains('?') { '&' } else { '?' },
         urlencoding::encode(d.as_str())
     );
-    if let Some((p, id)) = progress {
+    let sent = progress.map(|(p, id)| {
         emit(p, id, "Pushing", Some((0, size)));
-    }
+        let (p, id) = (p.clone(), id.to_string());
+        SentFn(Arc::new(move |n| emit(&p, &id, "Pushing", Some((n, size)))))
+    });
     let resp = ep
         .send(
             Method::PUT,
             &url,
             &[("Content-Type", "application/octet-stream".to_string())],
-            ReqBody::File(store.content().path(d), size),
+            ReqBody::File(store.content().path(d), size, sent),
             sc,
         )
         .await?;

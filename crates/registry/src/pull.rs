@@ -343,11 +343,17 @@ async fn fetch_blob(
     if store.content().has(&digest) {
         return Ok(());
     }
-    let have = tokio::fs::metadata(partial::partial_path(store, &digest))
+    let partial_path = partial::partial_path(store, &digest);
+    let mut have = tokio::fs::metadata(&partial_path)
         .await
         .map(|m| m.len())
         .unwrap_or(0);
-    let complete = desc.size > 0 && have >= desc.size;
+    if desc.size > 0 && have > desc.size {
+        // Longer than the blob: not a prefix of it, start over.
+        let _ = tokio::fs::remove_file(&partial_path).await;
+        have = 0;
+    }
+    let complete = desc.size > 0 && have == desc.size;
     let mut headers = Vec::new();
     if have > 0 && !complete {
         headers.push(("Range", format!("bytes={have}-")));
@@ -425,6 +431,13 @@ async fn fetch_blob(
                     }
                 }
             }
+        }
+        if total > 0 && blob.len() < total {
+            // The stream ended early without an error: keep what came, ask for the rest.
+            return Err(RegistryError::Transport(format!(
+                "reading blob {d}: the registry sent {} of {total} bytes",
+                blob.len()
+            )));
         }
         if let Some(p) = &p {
             emit(p, &idc, "Downloading", Some((blob.len(), total)));

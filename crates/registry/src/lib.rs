@@ -7,9 +7,10 @@
 //! It is not: an HTTP server, nor a place for image-store logic (that is `berth-image`).
 //!
 //! Why hyper and not `oci-client`: the workspace already builds hyper's HTTP/1 client; the
-//! pull writes straight into berth's content store (which verifies digests as it writes)
-//! from a streaming body, and reports Docker's per-layer progress, which needs the byte
-//! stream in our hands; and oci-client would add reqwest plus a TLS stack to a 2-core build.
+//! pull writes straight into berth's content store (verifying digests as it writes, resuming
+//! partial layers with Range requests) from a streaming body, and reports Docker's per-layer
+//! progress, which needs the byte stream in our hands; oci-client would add reqwest to a
+//! 2-core build. TLS is rustls with the ring provider (`tls`): aws-lc-rs needs cmake.
 
 pub mod error;
 pub mod http;

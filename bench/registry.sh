@@ -85,12 +85,14 @@ fi
 if command -v docker >/dev/null && env -u DOCKER_HOST docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
     time_it "docker pull" "env -u DOCKER_HOST docker rmi -f $image >/dev/null 2>&1 || true" \
         "env -u DOCKER_HOST docker pull -q $image"
+    env -u DOCKER_HOST docker rmi -f "$image" >/dev/null 2>&1 || true
 else
     echo "docker pull|not installed (no docker daemon running)"
 fi
 if command -v podman >/dev/null; then
     time_it "podman pull" "podman rmi -f $image >/dev/null 2>&1 || true" \
         "podman pull -q --tls-verify=false $image"
+    podman rmi -f "$image" >/dev/null 2>&1 || true
 else
     echo "podman pull|not installed"
 fi

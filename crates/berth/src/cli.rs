@@ -56,6 +56,8 @@ pub enum ContainerCommand {
     Attach(AttachArgs),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(crate::container::stats::StatsArgs),
     /// Block until one or more containers stop, then print their exit codes
     Wait(ContainersArgs),
     /// Rename a container

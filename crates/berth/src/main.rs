@@ -131,6 +131,7 @@ async fn dispatch(client: &Client, command: Command) -> anyhow::Result<i32> {
                 ContainerCommand::Exec(a) => exec::exec(client, a).await,
                 ContainerCommand::Attach(a) => run::attach(client, a).await,
                 ContainerCommand::Top(a) => lifecycle::top(client, a).await,
+                ContainerCommand::Stats(a) => container::stats::stats(client, a).await,
                 ContainerCommand::Wait(a) => lifecycle::wait(client, a).await,
                 ContainerCommand::Rename(a) => lifecycle::rename(client, a).await,
                 ContainerCommand::Pause(a) => lifecycle::pause(client, a).await,

@@ -22,7 +22,7 @@ pub struct Hierarchy {
 }
 
 impl Hierarchy {
-    fn has(&self, ctrl: &str) -> bool {
+    pub(crate) fn has(&self, ctrl: &str) -> bool {
         self.controllers.iter().any(|c| c == ctrl)
     }
 }
@@ -101,7 +101,7 @@ impl Layout {
             .collect()
     }
 
-    fn find(&self, path: &str, pred: impl Fn(&Hierarchy) -> bool) -> Option<PathBuf> {
+    pub(crate) fn find(&self, path: &str, pred: impl Fn(&Hierarchy) -> bool) -> Option<PathBuf> {
         self.dirs(path)
             .into_iter()
             .find(|(h, _)| pred(h))
@@ -121,8 +121,8 @@ fn write(path: &Path, value: &str) -> Result<()> {
 /// The cgroup of one container.
 #[derive(Debug, Clone)]
 pub struct Cgroup {
-    layout: Layout,
-    path: String,
+    pub(crate) layout: Layout,
+    pub(crate) path: String,
 }
 
 impl Cgroup {

@@ -11,6 +11,7 @@
 
 pub mod builtin;
 pub mod capabilities;
+pub mod cgroup_stats;
 pub mod cgroups;
 pub mod cli;
 pub mod error;

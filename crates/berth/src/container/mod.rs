@@ -7,4 +7,5 @@ pub mod logs;
 pub mod opts;
 pub mod ps;
 pub mod run;
+pub mod stats;
 pub mod stdio;

@@ -7,6 +7,7 @@ pub mod exec;
 pub mod images;
 pub mod networks;
 pub mod registry;
+pub mod stats;
 pub mod system;
 pub mod volumes;
 
@@ -45,6 +46,7 @@ pub fn router(d: Shared) -> Router {
         .route("/containers/{id}/pause", post(containers::pause))
         .route("/containers/{id}/unpause", post(containers::unpause))
         .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}/stats", get(stats::stats))
         .route("/containers/{id}/changes", get(containers::changes))
         .route("/containers/{id}/update", post(containers::update))
         .route("/containers/{id}/export", get(archive::export))

@@ -156,9 +156,9 @@ pub struct Endpoint {
     scheme_settled: tokio::sync::OnceCell<()>,
     creds: Option<Credentials>,
     /// Bearer tokens by scope, with their expiry.
-    tokens: Mutex<HashMap<String, (String, Instant)>>,
+    tokens: Arc<Mutex<HashMap<String, (String, Instant)>>>,
     /// The registry asked for HTTP basic auth.
-    basic: Mutex<bool>,
+    basic: Arc<Mutex<bool>>,
 }
 
 #[derive(Debug)]
@@ -250,8 +250,8 @@ impl Endpoint {
             own_tls: OnceLock::new(),
             scheme_settled: tokio::sync::OnceCell::new(),
             creds,
-            tokens: Mutex::new(HashMap::new()),
-            basic: Mutex::new(false),
+            tokens: Arc::new(Mutex::new(HashMap::new())),
+            basic: Arc::new(Mutex::new(false)),
         }
     }
 
@@ -260,7 +260,7 @@ impl Endpoint {
         self.base.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// A copy sharing the credentials and a snapshot of the tokens (for spawned tasks).
+    /// A copy for spawned tasks, sharing the credentials and the token cache.
     pub fn clone_for_tasks(&self) -> Endpoint {
         let settled = tokio::sync::OnceCell::new();
         if self.scheme_settled.initialized() {
@@ -273,13 +273,8 @@ impl Endpoint {
             own_tls: self.own_tls.clone(),
             scheme_settled: settled,
             creds: self.creds.clone(),
-            tokens: Mutex::new(
-                self.tokens
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone(),
-            ),
-            basic: Mutex::new(*self.basic.lock().unwrap_or_else(|p| p.into_inner())),
+            tokens: self.tokens.clone(),
+            basic: self.basic.clone(),
         }
     }
 

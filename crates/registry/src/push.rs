@@ -19,6 +19,9 @@ pub struct PushOutcome {
     pub size: u64,
 }
 
+/// Layers uploaded at once (Docker's default `max-concurrent-uploads` is 5).
+const PARALLEL_UPLOADS: usize = 5;
+
 fn short(d: &Digest) -> String {
     d.hex().chars().take(12).collect()
 }
@@ -68,29 +71,8 @@ pub async fn push(
     for l in layers.iter().rev() {
         emit(&progress, &short(&l.blob), "Preparing", None);
     }
-    let mut descs = Vec::new();
-    for l in &layers {
-        let size = store.content().size(&l.blob)?;
-        let id = short(&l.blob);
-        let st = push_blob(
-            &ep,
-            &store,
-            r,
-            &l.blob,
-            size,
-            mount_from.as_deref(),
-            &sc,
-            Some((&progress, &id)),
-        )
-        .await?;
-        emit(&progress, &id, &st, None);
-        descs.push(Descriptor {
-            media_type: l.media_type.clone(),
-            digest: l.blob.to_string(),
-            size,
-            platform: None,
-        });
-    }
+    // The config first: its small upload settles the auth handshake (one token, cached and
+    // shared) before the layers go up in parallel.
     let config_size = store.content().size(&img.id)?;
     push_blob(
         &ep,
@@ -103,6 +85,62 @@ pub async fn push(
         None,
     )
     .await?;
+    let sem = Arc::new(tokio::sync::Semaphore::new(PARALLEL_UPLOADS));
+    let shared = Arc::new(ep.clone_for_tasks());
+    let mut tasks = Vec::new();
+    for l in &layers {
+        let size = store.content().size(&l.blob)?;
+        let (ep, store, sem, progress, r) = (
+            shared.clone(),
+            store.clone(),
+            sem.clone(),
+            progress.clone(),
+            r.clone(),
+        );
+        let (blob, from, sc) = (l.blob.clone(), mount_from.clone(), sc.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem
+                .acquire()
+                .await
+                .map_err(|e| RegistryError::Registry(e.to_string()))?;
+            let id = short(&blob);
+            let st = push_blob(
+                &ep,
+                &store,
+                &r,
+                &blob,
+                size,
+                from.as_deref(),
+                &sc,
+                Some((&progress, &id)),
+            )
+            .await?;
+            emit(&progress, &id, &st, None);
+            Ok::<_, RegistryError>(size)
+        }));
+    }
+    let mut descs = Vec::new();
+    let mut first_err = None;
+    for (l, t) in layers.iter().zip(tasks) {
+        match t
+            .await
+            .map_err(|e| RegistryError::Registry(e.to_string()))
+            .and_then(|r| r)
+        {
+            Ok(size) => descs.push(Descriptor {
+                media_type: l.media_type.clone(),
+                digest: l.blob.to_string(),
+                size,
+                platform: None,
+            }),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
 
     // The manifest: the pulled one if it describes this very image, else a new one.
     let stored = img.manifest.as_ref().and_then(|d| {

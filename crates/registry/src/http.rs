@@ -464,9 +464,7 @@ impl Endpoint {
         let cfg = self.tls_for(&url).ok().flatten()?;
         let uri: Uri = url.parse().ok()?;
         let (host, port) = host_port(&uri).ok()?;
-        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-            .await
-            .ok()?;
+        let tcp = dial(&host, port).await.ok()?;
         match tls::handshake(cfg, &host, tcp).await {
             Ok(_) => Some(true),
             Err(e) => {
@@ -590,6 +588,15 @@ fn host_port(uri: &Uri) -> Result<(String, u16)> {
     Ok((host, uri.port_u16().unwrap_or(default)))
 }
 
+/// Docker's dial timeout: a host that never answers fails after this, not the OS's minutes.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn dial(host: &str, port: u16) -> std::io::Result<tokio::net::TcpStream> {
+    tokio::time::timeout(DIAL_TIMEOUT, tokio::net::TcpStream::connect((host, port)))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "i/o timeout"))?
+}
+
 type Sender = hyper::client::conn::http1::SendRequest<Body>;
 
 /// The HTTP/1 handshake over `io`, its connection driven by a spawned task.
@@ -636,11 +643,9 @@ async fn raw_request(
         .path_and_query()
         .map(|p| p.to_string())
         .unwrap_or_else(|| "/".into());
-    let stream = tokio::net::TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| {
-            RegistryError::Transport(format!("{method} \"{url}\": dial tcp {authority}: {e}"))
-        })?;
+    let stream = dial(&host, port).await.map_err(|e| {
+        RegistryError::Transport(format!("{method} \"{url}\": dial tcp {authority}: {e}"))
+    })?;
     let _ = stream.set_nodelay(true);
     let mut sender = match (https, tls) {
         (false, _) => http1(stream, &method, url).await?,

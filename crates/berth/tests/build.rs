@@ -812,3 +812,32 @@ fn independent_stages_build_side_by_side() {
         assert_eq!(sh(&d, client, "side", "cat /a /b"), "a\nb");
     }
 }
+
+#[test]
+fn built_images_save_and_load_into_another_daemon() {
+    let d = TestDaemon::start();
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM busybox\nRUN echo ran > /ran\nCOPY f /f\nCMD [\"cat\", \"/ran\", \"/f\"]\n",
+        ),
+        ("f", "copied"),
+    ]);
+    assert_success(
+        "build",
+        &build(
+            &d,
+            Client::Berth,
+            &["build", "-t", "saved:1", p(ctx.path())],
+        ),
+    );
+    let tar = ctx.path().join("saved.tar");
+    d.ok(&["save", "-o", p(&tar), "saved:1"]);
+    let other = TestDaemon::start_empty();
+    other.ok(&["load", "-i", p(&tar)]);
+    assert_eq!(other.ok(&["run", "--rm", "saved:1"]), "ran\ncopied");
+    let a = d.api("GET", "/images/saved:1/json", None).json();
+    let b = other.api("GET", "/images/saved:1/json", None).json();
+    assert_eq!(a["Id"], b["Id"]);
+    assert_eq!(a["Config"], b["Config"]);
+}

@@ -256,9 +256,11 @@ impl Executor for DaemonExecutor {
             ..Default::default()
         };
         let d = self.d.clone();
+        // A name of our own: stages build side by side, and generated names could collide.
+        let name = format!("berth-build-{:016x}", rand::random::<u64>());
         let (cid, _) = self
             .rt
-            .block_on(lifecycle::create(&d, None, body))
+            .block_on(lifecycle::create(&d, Some(name), body))
             .map_err(|e| e.to_string())?;
         let result = (|| -> Result<Result<ImageState, i64>, String> {
             let c = d.find(&cid).map_err(|e| e.to_string())?;
@@ -307,14 +309,11 @@ impl Executor for DaemonExecutor {
             let parent = Digest::parse(&parent).map_err(|e| e.to_string())?;
             let id = d
                 .images
-                .commit(
+                .commit_build_layer(
                     &upper,
                     Some(&parent),
                     run_config(config)?,
-                    None,
-                    None,
                     created_by.to_string(),
-                    None,
                 )
                 .map_err(|e| e.to_string())?;
             Ok(Ok(self.state(&id)?))
@@ -366,14 +365,11 @@ impl Executor for DaemonExecutor {
         let id = self
             .d
             .images
-            .commit(
+            .commit_build_layer(
                 &snap.upper,
                 parent_digest(image)?.as_ref(),
                 run_config(config)?,
-                None,
-                None,
                 created_by.to_string(),
-                None,
             )
             .map_err(|e| e.to_string())?;
         Ok(Some(self.state(&id)?))

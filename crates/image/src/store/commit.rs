@@ -69,6 +69,24 @@ impl ImageStore {
         created_by: String,
         tag: Option<&str>,
     ) -> Result<Digest> {
+        self.commit_upper_as(
+            upper, parent, run_config, author, comment, created_by, tag, true,
+        )
+    }
+
+    /// `commit_upper`, with the layer blob gzip-compressed or kept as a plain tar.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn commit_upper_as(
+        &self,
+        upper: &Path,
+        parent: Option<&Digest>,
+        run_config: RunConfig,
+        author: Option<String>,
+        comment: Option<String>,
+        created_by: String,
+        tag: Option<&str>,
+        gzip: bool,
+    ) -> Result<Digest> {
         let tag_ref = tag.map(Reference::parse_normalized).transpose()?;
         let base = match parent {
             Some(p) => {
@@ -111,7 +129,7 @@ impl ImageStore {
                 comment,
                 empty_layer: None,
             });
-            self.add_layer_image(&mut tmp, base.map(|(m, _)| m), config, tag_ref)
+            self.add_layer_image_as(&mut tmp, base.map(|(m, _)| m), config, tag_ref, gzip)
         })();
         drop(tmp);
         let _ = fs::remove_file(&tmp_path);
@@ -123,13 +141,24 @@ impl ImageStore {
         &self,
         tar: impl Read,
         parent: Option<ImageMeta>,
+        config: ImageConfig,
+        tag: Option<Reference>,
+    ) -> Result<Digest> {
+        self.add_layer_image_as(tar, parent, config, tag, true)
+    }
+
+    fn add_layer_image_as(
+        &self,
+        tar: impl Read,
+        parent: Option<ImageMeta>,
         mut config: ImageConfig,
         tag: Option<Reference>,
+        gzip: bool,
     ) -> Result<Digest> {
         let _ops = self.lock_ops();
         let mut txn = Txn::default();
         let res = (|| {
-            let (stats, blob, tmp) = self.ingest_layer(tar, &mut txn)?;
+            let (stats, blob, tmp) = self.ingest_layer_as(tar, &mut txn, gzip)?;
             let mut layers: Vec<LayerMeta> = parent
                 .as_ref()
                 .map(|p| p.layers.clone())
@@ -144,7 +173,12 @@ impl ImageStore {
                 diff_id: stats.diff_id,
                 chain_id,
                 blob,
-                media_type: MEDIA_TYPE_LAYER_GZIP.to_string(),
+                media_type: if gzip {
+                    MEDIA_TYPE_LAYER_GZIP
+                } else {
+                    super::MEDIA_TYPE_LAYER_TAR
+                }
+                .to_string(),
                 size: stats.size,
             });
             config.rootfs = RootFs {

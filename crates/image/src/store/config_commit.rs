@@ -1,5 +1,6 @@
-//! Images that differ from their parent only in config (a build's metadata-only steps):
-//! the parent's layers, a new config, and a history entry marked `empty_layer`.
+//! What the builder commits: images that differ from their parent only in config (a
+//! build's metadata-only steps: the parent's layers, a new config, and a history entry
+//! marked `empty_layer`), and layers kept uncompressed.
 
 use super::layers::Txn;
 use super::{ImageMeta, ImageStore};
@@ -8,6 +9,21 @@ use crate::digest::Digest;
 use crate::error::{ImageError, Result};
 
 impl ImageStore {
+    /// A build step's layer: like `commit`, with the blob kept as an uncompressed tar (as
+    /// Docker keeps local layers; compressing belongs to push) so builds are not bound by
+    /// gzip.
+    pub fn commit_build_layer(
+        &self,
+        upper: &std::path::Path,
+        parent: Option<&Digest>,
+        run_config: RunConfig,
+        created_by: String,
+    ) -> Result<Digest> {
+        self.commit_upper_as(
+            upper, parent, run_config, None, None, created_by, None, false,
+        )
+    }
+
     /// A new image on top of `parent` (none: an image with no layers) with `run_config` and
     /// no new layer; its history entry says `created_by` and is an empty layer.
     pub fn commit_config(

@@ -222,21 +222,32 @@ impl ImageStore {
 
     /// Streams an uncompressed layer tar: unpacks it into a temp snapshot while writing it
     /// gzip-compressed into the content store. Returns (stats, blob digest, temp snapshot).
-    pub(crate) fn ingest_layer(
+    /// Unpacks a layer tar into a new snapshot while storing its blob: gzip-compressed, or
+    /// with `gzip == false` as the uncompressed tar (a build's layers: compressing is most of
+    /// a local build's cost).
+    pub(crate) fn ingest_layer_as(
         &self,
         reader: impl Read,
         txn: &mut Txn,
+        gzip: bool,
     ) -> Result<(UnpackStats, Digest, PathBuf)> {
         let tmp = self.tmp_snapshot()?;
         let res = (|| {
             let blob = BlobWriter::new(&self.content)?;
-            let gz = flate2::write::GzEncoder::new(blob, flate2::Compression::fast());
-            let mut tee = TeeReader {
-                inner: reader,
-                out: gz,
+            let out = if gzip {
+                BlobOut::Gzip(Box::new(flate2::write::GzEncoder::new(
+                    blob,
+                    flate2::Compression::fast(),
+                )))
+            } else {
+                BlobOut::Plain(blob)
             };
+            let mut tee = TeeReader { inner: reader, out };
             let stats = layer::unpack(&mut tee, &tmp.join("fs"))?;
-            let blob = tee.out.finish()?;
+            let blob = match tee.out {
+                BlobOut::Gzip(gz) => gz.finish()?,
+                BlobOut::Plain(b) => b,
+            };
             let (digest, _) = blob.commit()?;
             txn.blobs.push(digest.clone());
             Ok((stats, digest))
@@ -247,6 +258,27 @@ impl ImageStore {
                 let _ = fs::remove_dir_all(&tmp);
                 Err(e)
             }
+        }
+    }
+}
+
+/// Where a layer's bytes go: gzip-compressed or as they are.
+enum BlobOut<'a> {
+    Gzip(Box<flate2::write::GzEncoder<BlobWriter<'a>>>),
+    Plain(BlobWriter<'a>),
+}
+
+impl Write for BlobOut<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            BlobOut::Gzip(w) => w.write(buf),
+            BlobOut::Plain(w) => w.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            BlobOut::Gzip(w) => w.flush(),
+            BlobOut::Plain(w) => w.flush(),
         }
     }
 }

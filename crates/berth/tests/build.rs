@@ -841,3 +841,62 @@ fn built_images_save_and_load_into_another_daemon() {
     assert_eq!(a["Id"], b["Id"]);
     assert_eq!(a["Config"], b["Config"]);
 }
+
+#[test]
+fn the_layer_cache_follows_content_and_survives_a_restart() {
+    let mut d = TestDaemon::start();
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM busybox\nRUN echo run > /run.txt\nCOPY app.txt /app.txt\nRUN cat /app.txt\n",
+        ),
+        ("app.txt", "version-1"),
+    ]);
+    // An old file: its digest is remembered by metadata.
+    let app = ctx.path().join("app.txt");
+    let age = |f: &Path| {
+        std::fs::File::options()
+            .write(true)
+            .open(f)
+            .expect("open")
+            .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+            .expect("set mtime")
+    };
+    age(&app);
+    let first = build(&d, Client::Berth, &["build", "-t", "cached", p(ctx.path())]);
+    assert_success("first build", &first);
+    assert!(
+        !stdout(&first).contains("Using cache"),
+        "{}",
+        stdout(&first)
+    );
+    let id1 = d.api("GET", "/images/cached/json", None).json()["Id"].clone();
+
+    // Unchanged, after a daemon restart: every step from the cache, the same image.
+    d.kill_daemon();
+    d.spawn_daemon();
+    let again = build(
+        &d,
+        Client::Docker,
+        &["build", "-t", "cached", p(ctx.path())],
+    );
+    assert_success("cached build", &again);
+    assert_eq!(
+        stdout(&again).matches("Using cache").count(),
+        3,
+        "{}",
+        stdout(&again)
+    );
+    assert_eq!(d.api("GET", "/images/cached/json", None).json()["Id"], id1);
+
+    // Same size, new content: the COPY and what follows run again, the RUN before it not.
+    std::fs::write(&app, "version-2").expect("write");
+    let changed = build(&d, Client::Berth, &["build", "-t", "cached", p(ctx.path())]);
+    assert_success("changed build", &changed);
+    let out = stdout(&changed);
+    assert_eq!(out.matches("Using cache").count(), 1, "{out}");
+    assert!(out.contains("version-2"), "{out}");
+    // --no-cache runs everything.
+    let o = build(&d, Client::Berth, &["build", "--no-cache", p(ctx.path())]);
+    assert!(!stdout(&o).contains("Using cache"), "{}", stdout(&o));
+}

@@ -255,15 +255,76 @@ pub struct Meta {
     pub root_owned: bool,
 }
 
+/// Remembers file content digests by where the file sits in its root and its metadata
+/// (size, mtime to the nanosecond, mode, owner), so an unchanged 10 MB context file is not
+/// hashed again on every rebuild. An entry is trusted only for files whose mtime is older
+/// than the moment they were hashed (git's "racily clean" rule): a file written in the same
+/// second as it was hashed is always hashed again.
+pub struct DigestCache {
+    pub dir: PathBuf,
+}
+
+impl DigestCache {
+    fn key(rel: &str, md: &std::fs::Metadata) -> String {
+        let mut h = sha2::Sha256::new();
+        h.update(
+            format!(
+                "{rel}\0{}\0{}.{}\0{:o}\0{}:{}",
+                md.len(),
+                md.mtime(),
+                md.mtime_nsec(),
+                md.mode(),
+                md.uid(),
+                md.gid()
+            )
+            .as_bytes(),
+        );
+        hex::encode(h.finalize())
+    }
+
+    fn get(&self, rel: &str, md: &std::fs::Metadata) -> Option<String> {
+        let text = std::fs::read_to_string(self.dir.join(Self::key(rel, md))).ok()?;
+        let (at, digest) = text.split_once(' ')?;
+        let at: i64 = at.parse().ok()?;
+        (md.mtime() < at - 1).then(|| digest.trim().to_string())
+    }
+
+    fn put(&self, rel: &str, md: &std::fs::Metadata, digest: &str) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        if md.mtime() >= now - 1 || std::fs::create_dir_all(&self.dir).is_err() {
+            return;
+        }
+        let key = Self::key(rel, md);
+        let tmp = self.dir.join(format!(".{key}.{}", std::process::id()));
+        if std::fs::write(&tmp, format!("{now} {digest}")).is_ok() {
+            let _ = std::fs::rename(&tmp, self.dir.join(key));
+        }
+    }
+}
+
 /// A digest of everything a set of sources would write (names, types, modes, owners, link
-/// targets, contents; not mtimes), for the cache key.
-pub fn digest(sources: &[Source]) -> Result<String, String> {
+/// targets, contents; not mtimes), for the cache key. `root` is where the sources were
+/// found; `cache` may answer for unchanged files.
+pub fn digest(
+    sources: &[Source],
+    root: &Path,
+    cache: Option<&DigestCache>,
+) -> Result<String, String> {
     let mut h = sha2::Sha256::new();
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     for s in sources {
         match s {
             Source::Path { real, name } => {
                 h.update(format!("path\0{name}\0").as_bytes());
-                hash_tree(&mut h, real, "").map_err(|e| e.to_string())?;
+                let rel = real
+                    .strip_prefix(&root)
+                    .map(|r| r.to_string_lossy().into_owned())
+                    .unwrap_or_else(|_| real.to_string_lossy().into_owned());
+                let cache = if real.starts_with(&root) { cache } else { None };
+                hash_tree(&mut h, real, "", &rel, cache).map_err(|e| e.to_string())?;
             }
             Source::Archive { real } | Source::File { real, .. } => {
                 if let Source::File {
@@ -281,7 +342,13 @@ pub fn digest(sources: &[Source]) -> Result<String, String> {
     Ok(hex::encode(h.finalize()))
 }
 
-fn hash_tree(h: &mut sha2::Sha256, p: &Path, rel: &str) -> io::Result<()> {
+fn hash_tree(
+    h: &mut sha2::Sha256,
+    p: &Path,
+    rel: &str,
+    in_root: &str,
+    cache: Option<&DigestCache>,
+) -> io::Result<()> {
     let md = std::fs::symlink_metadata(p)?;
     h.update(format!("{rel}\0{:o}:{}:{}\0", md.mode(), md.uid(), md.gid()).as_bytes());
     let ft = md.file_type();
@@ -295,11 +362,30 @@ fn hash_tree(h: &mut sha2::Sha256, p: &Path, rel: &str) -> io::Result<()> {
             .collect();
         names.sort();
         for n in names {
-            let r = format!("{rel}/{}", n.to_string_lossy());
-            hash_tree(h, &p.join(&n), &r)?;
+            let n = n.to_string_lossy();
+            hash_tree(
+                h,
+                &p.join(&*n),
+                &format!("{rel}/{n}"),
+                &format!("{in_root}/{n}"),
+                cache,
+            )?;
         }
     } else if ft.is_file() {
-        io::copy(&mut File::open(p)?, h)?;
+        let known = cache.and_then(|c| c.get(in_root, &md));
+        let content = match known {
+            Some(d) => d,
+            None => {
+                let mut fh = sha2::Sha256::new();
+                io::copy(&mut File::open(p)?, &mut fh)?;
+                let d = hex::encode(fh.finalize());
+                if let Some(c) = cache {
+                    c.put(in_root, &md, &d);
+                }
+                d
+            }
+        };
+        h.update(content.as_bytes());
     }
     h.update(b"\0");
     Ok(())
@@ -701,6 +787,45 @@ mod tests {
         assert!(chown_ids(&root, "nobody")
             .unwrap_err()
             .contains("no such user: nobody"));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn digest_cache_trusts_only_files_older_than_their_hash() {
+        let d = tmp();
+        let root = d.join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        let cache = DigestCache {
+            dir: d.join("cache"),
+        };
+        let f = root.join("f");
+        std::fs::write(&f, "one").unwrap();
+        let src =
+            |root: &Path| find_sources(root, SourceKind::Context, &["f".into()], "COPY").unwrap();
+        // Written just now: racy, never remembered.
+        let a = digest(&src(&root), &root, Some(&cache)).unwrap();
+        assert!(
+            std::fs::read_dir(&cache.dir)
+                .map(|r| r.count())
+                .unwrap_or(0)
+                == 0
+        );
+        // An old file is remembered, and the same content elsewhere gives the same digest.
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let b = digest(&src(&root), &root, Some(&cache)).unwrap();
+        assert_eq!(std::fs::read_dir(&cache.dir).unwrap().count(), 1);
+        let c = digest(&src(&root), &root, Some(&cache)).unwrap();
+        assert_eq!(b, c);
+        assert_eq!(a, digest(&src(&root), &root, None).unwrap());
+        // Changed content changes the metadata (mtime) and so the digest.
+        std::fs::write(&f, "two").unwrap();
+        assert_ne!(digest(&src(&root), &root, Some(&cache)).unwrap(), b);
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

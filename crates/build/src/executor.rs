@@ -111,6 +111,10 @@ pub trait Executor {
     }
     /// Records the image a step with this cache key made.
     fn remember(&mut self, _key: &str, _image: &ImageState) {}
+    /// Where content digests of unchanged context files are remembered, if anywhere.
+    fn digest_cache_dir(&mut self) -> Option<PathBuf> {
+        None
+    }
     /// The client went away: stop at the next step.
     fn cancelled(&mut self) -> bool {
         false
@@ -1011,7 +1015,7 @@ impl Run<'_> {
                     };
                     let found = copy::find_sources(&root, kind, std::slice::from_ref(&src), "RUN --mount")
                         .map_err(msg)?;
-                    let digest = copy::digest(&found).map_err(msg)?;
+                    let digest = copy::digest(&found, &root, None).map_err(msg)?;
                     let Some(Source::Path { real, .. }) = found.into_iter().next() else {
                         return fail(format!("mount source {src:?} not found"));
                     };
@@ -1205,7 +1209,12 @@ impl Run<'_> {
                 "When using {instr} with more than one source file, the destination must be a directory and end with a /"
             ));
         }
-        let digest = copy::digest(&found).map_err(msg)?;
+        let files = self
+            .exec
+            .digest_cache_dir()
+            .map(|dir| copy::DigestCache { dir });
+        let cache = files.as_ref().filter(|_| kind == SourceKind::Context);
+        let digest = copy::digest(&found, &root, cache).map_err(msg)?;
         let key = cache_key(&[
             "copy",
             s.img.id.as_deref().unwrap_or(""),

@@ -442,4 +442,8 @@ impl Executor for DaemonExecutor {
     fn cancelled(&mut self) -> bool {
         self.is_cancelled()
     }
+
+    fn digest_cache_dir(&mut self) -> Option<PathBuf> {
+        Some(self.d.paths.data_root.join("build-cache").join("files"))
+    }
 }

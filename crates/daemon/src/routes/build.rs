@@ -61,9 +61,15 @@ pub async fn build(State(d): State<Shared>, req: Request) -> ApiResult<Response>
         berth_image::Reference::parse_normalized(t)
             .map_err(|e| ApiError::bad_request(format!("invalid reference format: {e}")))?;
     }
-    let body = axum::body::to_bytes(req.into_body(), usize::MAX)
-        .await
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // The context is unpacked as it arrives (gzip/zstd as the CLI's --compress sends it).
+    let body = {
+        use futures_util::StreamExt;
+        let chunks = req
+            .into_body()
+            .into_data_stream()
+            .map(|r| r.map_err(std::io::Error::other));
+        tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(chunks))
+    };
     let tmp = d
         .paths
         .data_root
@@ -73,7 +79,8 @@ pub async fn build(State(d): State<Shared>, req: Request) -> ApiResult<Response>
     let ctx2 = ctx.clone();
     let unpacked = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         std::fs::create_dir_all(&ctx2)?;
-        let mut a = tar::Archive::new(&body[..]);
+        let body = berth_image::layer::decompress(body).map_err(std::io::Error::other)?;
+        let mut a = tar::Archive::new(body);
         a.set_preserve_permissions(true);
         a.unpack(&ctx2)
     })
@@ -87,9 +94,13 @@ pub async fn build(State(d): State<Shared>, req: Request) -> ApiResult<Response>
     }
     // The Dockerfile, inside the context only.
     let df_path = berth_build::dockerignore::clean(&format!("/{dockerfile}"));
-    let src = match std::fs::read_to_string(ctx.join(df_path.trim_start_matches('/'))) {
-        Ok(s) => s,
-        Err(_) => {
+    // Resolved inside the context: a Dockerfile symlink cannot point at a host file.
+    let found = berth_build::copy::resolve_in_root(&ctx, &df_path)
+        .ok()
+        .flatten();
+    let src = match found.map(std::fs::read_to_string) {
+        Some(Ok(s)) => s,
+        _ => {
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(ApiError::internal(format!(
                 "Cannot locate specified Dockerfile: {dockerfile}"
@@ -175,6 +186,9 @@ pub async fn build(State(d): State<Shared>, req: Request) -> ApiResult<Response>
                 send(json!({"errorDetail": detail, "error": e.message}));
             }
         }
+        // The answer ends here; the context and scratch files go after it.
+        drop(cancel);
+        drop(tx);
         let _ = std::fs::remove_dir_all(&tmp);
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {

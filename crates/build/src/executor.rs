@@ -930,11 +930,19 @@ impl Run<'_> {
             self.say(&format!(" ---> Using cache\n ---> {id}\n"));
             return Ok(());
         }
+        // The predefined proxy args reach RUN without an ARG, and stay out of the cache key.
+        let mut run_cfg = run_cfg.clone();
+        for (k, v) in &self.opts.build_args {
+            if BUILTIN_ARGS.contains(&k.as_str()) && !env_list(&run_cfg).iter().any(|(e, _)| e == k)
+            {
+                set_env(&mut run_cfg, k, v);
+            }
+        }
         let r = self
             .exec
             .run(
                 &s.img,
-                run_cfg,
+                &run_cfg,
                 cmd.clone(),
                 &run_mounts,
                 &created_by,
@@ -1537,8 +1545,10 @@ mod tests {
             ],
             ..Default::default()
         };
-        let (r, log, text) = run("FROM withtriggers\nCMD [\"x\"]\n", &[], opts);
+        let (r, log, text) = run("FROM withtriggers\nCMD [\"x\"]\n", &[], opts.clone());
         r.unwrap();
+        // The proxy args reach RUN's environment without an ARG.
+        assert!(log.iter().any(|l| l.contains("no_proxy=x")), "{log:?}");
         assert!(text.contains("# Executing 1 build trigger\n"), "{text}");
         assert!(log.iter().any(|l| l.contains("echo triggered")), "{log:?}");
         assert!(

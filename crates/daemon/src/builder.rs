@@ -265,6 +265,16 @@ impl Executor for DaemonExecutor {
         let result = (|| -> Result<Result<ImageState, i64>, String> {
             let c = d.find(&cid).map_err(|e| e.to_string())?;
             out(&format!(" ---> Running in {}\n", &cid[..12.min(cid.len())]));
+            // Mounted ahead of start, volatile: the snapshot is thrown away once its diff is
+            // committed, so its unmount need not write out what the command wrote.
+            let pd = Digest::parse(&parent).map_err(|e| e.to_string())?;
+            let lowers = d.images.lowers(&pd).map_err(|e| e.to_string())?;
+            let snap = d
+                .images
+                .snapshots()
+                .prepare_container(&cid, &lowers)
+                .map_err(|e| e.to_string())?;
+            snap.mount_volatile().map_err(|e| e.to_string())?;
             self.rt
                 .block_on(lifecycle::start(&d, &c))
                 .map_err(|e| e.to_string())?;
@@ -336,7 +346,7 @@ impl Executor for DaemonExecutor {
             .prepare_container(&id, &lowers)
             .map_err(|e| e.to_string())?;
         self.open.push(id.clone());
-        snap.mount().map_err(|e| {
+        snap.mount_volatile().map_err(|e| {
             let _ = snaps.remove_container(&id);
             format!("mounting the build snapshot: {e}")
         })?;

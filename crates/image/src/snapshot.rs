@@ -177,8 +177,29 @@ impl ContainerSnapshot {
         }
     }
 
+    /// Like `mount`, with overlayfs' `volatile` option: no sync of the upper dir at unmount
+    /// (which would write out everything the container wrote). For snapshots that are
+    /// thrown away after use (a build step's, once its diff is committed); falls back to a
+    /// plain mount where the kernel lacks the option.
+    pub fn mount_volatile(&self) -> Result<()> {
+        if self.is_mounted() {
+            return Ok(());
+        }
+        match self.mount_fsopen(true) {
+            Ok(()) => Ok(()),
+            Err(_) => self.mount(),
+        }
+    }
+
     fn mount_with_fsopen(&self) -> Result<()> {
+        self.mount_fsopen(false)
+    }
+
+    fn mount_fsopen(&self, volatile: bool) -> Result<()> {
         let fs_fd = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+        if volatile {
+            rustix::mount::fsconfig_set_flag(&fs_fd, "volatile")?;
+        }
         for lower in &self.lowers {
             fsconfig_set_string(&fs_fd, "lowerdir+", lower)?;
         }

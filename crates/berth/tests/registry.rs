@@ -1389,3 +1389,31 @@ fn gzip_zstd_and_uncompressed_layers_pull() {
         );
     }
 }
+
+/// A plain-HTTP registry that is not on loopback: https is required unless it is named
+/// with --insecure-registry, which falls back to plain HTTP (Docker's message otherwise).
+#[test]
+fn plain_http_needs_insecure_registry_off_loopback() {
+    let mut d = TestDaemon::start();
+    let reg = Registry::start_with(RegistryOpts {
+        ip: Some(format!("10.49.{}.1", d.net_slot)),
+        ..Default::default()
+    });
+    let name = format!("{}/plain/bb:1", reg.host());
+    d.ok(&["tag", "busybox", &name]);
+    for client in CLIENTS {
+        let out = d.cli(client, &["push", &name]);
+        assert_ne!(code(&out), 0, "{client:?}: pushed over plain HTTP");
+        assert!(
+            stderr(&out).contains("server gave HTTP response to HTTPS client"),
+            "{client:?}: {}",
+            stderr(&out)
+        );
+    }
+    let _daemon = FlaggedDaemon::start(&mut d, &["--insecure-registry", &reg.host()]);
+    for client in CLIENTS {
+        d.cli_ok(client, &["push", &name]);
+        d.cli_ok(client, &["rmi", &name]);
+        d.cli_ok(client, &["pull", &name]);
+    }
+}

@@ -172,15 +172,17 @@ fn describe(e: &io::Error, host: &str) -> String {
             C::NotValidForName | C::NotValidForNameContext { .. } => {
                 format!("x509: certificate is not valid for {host}")
             }
-            C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
+            C::Expired
+            | C::ExpiredContext { .. }
+            | C::NotValidYet
+            | C::NotValidYetContext { .. } => {
                 "x509: certificate has expired or is not yet valid".to_string()
             }
             other => format!("x509: {other:?}"),
         },
+        // Docker's words for a plain-HTTP server answering a TLS hello.
         rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
-            return format!(
-                "tls: first record does not look like a TLS handshake ({re}); is this a plain-HTTP registry? (--insecure-registry)"
-            )
+            return "http: server gave HTTP response to HTTPS client".to_string()
         }
         other => return format!("tls: {other}"),
     };

@@ -550,10 +550,24 @@ impl Networks {
         };
         match n.members.remove(container_id) {
             Some(m) => {
-                if let Some(ep) = m.endpoint {
-                    let _ = link::detach(&ep.host_if);
-                }
                 self.persist(n);
+                drop(nets);
+                // The interface disappears inside before the answer (docker network disconnect).
+                if let Some(ep) = m.endpoint {
+                    let r = if ep.host_index > 0 {
+                        link::delete_index(ep.host_index)
+                    } else {
+                        link::detach(&ep.host_if)
+                    };
+                    if let Err(e) = r {
+                        tracing::warn!("removing {}: {e}", ep.host_if);
+                    }
+                    if !ep.ports.is_empty() {
+                        if let Err(e) = self.refresh_rules() {
+                            tracing::warn!("nftables: {e}");
+                        }
+                    }
+                }
                 Ok(())
             }
             None => Err(ApiError::conflict(format!(
@@ -1106,7 +1120,9 @@ pub async fn setup(
     let custom_dns = rec.host_config.dns.as_ref().is_some_and(|v| !v.is_empty());
     let wanted = wanted_ports(rec)?;
     tokio::task::spawn_blocking(move || -> ApiResult<()> {
+        let t0 = std::time::Instant::now();
         let (mut lines, primary) = nets.connect_all(&id, &hostname, pid)?;
+        tracing::debug!("endpoints of {} plumbed in {:?}", &id[..12], t0.elapsed());
         if let Err(e) = nets.publish(&id, wanted) {
             nets.release(&id);
             return Err(e);

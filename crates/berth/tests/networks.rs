@@ -808,3 +808,60 @@ fn network_modes_container_and_host() {
         c(&["rm", "-f", "web"]);
     }
 }
+
+#[test]
+fn random_host_ports_for_an_address_and_for_every_exposed_port() {
+    for client in CLIENTS {
+        let d = TestDaemon::start();
+        let c = |args: &[&str]| d.cli_ok(client, args);
+        let serve = "echo hi > /tmp/i.html; httpd -p 81 -h /tmp; exec httpd -f -p 80 -h /tmp";
+        c(&[
+            "run",
+            "-d",
+            "--name",
+            "one",
+            "-p",
+            "127.0.0.1::80",
+            "busybox",
+            "sh",
+            "-c",
+            serve,
+        ]);
+        let bound = c(&["port", "one", "80/tcp"]);
+        let port = bound
+            .strip_prefix("127.0.0.1:")
+            .and_then(|p| p.parse::<u16>().ok())
+            .unwrap_or_else(|| panic!("{client:?}: a random port on 127.0.0.1: {bound}"));
+        assert!(port > 0);
+        c(&[
+            "run", "-d", "--name", "all", "--expose", "80", "--expose", "81", "-P", "busybox",
+            "sh", "-c", serve,
+        ]);
+        let out = c(&["port", "all"]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{client:?}: both exposed ports: {out}");
+        assert!(
+            lines[0].starts_with("80/tcp -> 0.0.0.0:")
+                && lines[1].starts_with("81/tcp -> 0.0.0.0:"),
+            "{client:?}: {out}"
+        );
+        let mut urls = vec![format!("http://127.0.0.1:{port}/i.html")];
+        for l in &lines {
+            let p = l.rsplit(':').next().unwrap_or_default();
+            urls.push(format!("http://127.0.0.1:{p}/i.html"));
+        }
+        for url in urls {
+            d.wait_until(
+                &format!("{url} answers"),
+                std::time::Duration::from_secs(5),
+                || {
+                    Command::new("busybox")
+                        .args(["wget", "-qO-", &url])
+                        .output()
+                        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("hi"))
+                },
+            );
+        }
+        c(&["rm", "-f", "one", "all"]);
+    }
+}

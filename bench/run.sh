@@ -26,6 +26,7 @@ cleanup() {
     if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
         ids=$("$berth" ps -a -q 2>/dev/null)
         [ -z "$ids" ] || "$berth" rm -f $ids >/dev/null 2>&1
+        "$berth" network prune -f >/dev/null 2>&1
         kill -TERM "$daemon_pid"
         for _ in $(seq 50); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$daemon_pid" 2>/dev/null
@@ -62,6 +63,7 @@ PY
 # --- daemon + image ------------------------------------------------------------
 scripts/make-busybox-image.sh "$dir/busybox.tar" >/dev/null
 "$berth" daemon --data-root "$dir/data" --exec-root "$dir/run" -H "$BERTH_HOST" --log-level warn -b bb0 --bip 10.199.0.1/24 \
+    --default-address-pool base=10.198.0.0/16,size=24 \
     >"$dir/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 100); do
@@ -94,6 +96,7 @@ bench() { # bench NAME PREPARE COMMAND
     fi
 }
 bench "berth run --rm busybox true" "true" "$berth run --rm busybox true"
+bench "berth run --rm --network none … true" "true" "$berth run --rm --network none busybox true"
 bench "berth runtime run (bundle)" "$berth runtime --root $dir/rt delete --force bench-berth 2>/dev/null || true" \
     "$berth runtime --root $dir/rt run --bundle $bundle bench-berth"
 bench "runc run (bundle)" "runc --root $dir/runc delete -f bench-runc 2>/dev/null || true" "runc --root $dir/runc run --bundle $bundle bench-runc"
@@ -115,6 +118,40 @@ if command -v podman >/dev/null; then
 else
     results+=("podman run --rm busybox true|not installed")
 fi
+
+# --- networks ----------------------------------------------------------------------
+# The cost of networking per container (default bridge minus --network none), then
+# BENCH_NET_N containers (default 100) started on one user network, each resolving all
+# the others by name through the network's DNS responder.
+ms_of() { # the median of a result row, in ms
+    local r
+    for r in "${results[@]}"; do [ "${r%%|*}" = "$1" ] && { r=${r#*|}; echo "${r%% ms*}"; return; }; done
+}
+bridge_ms=$(ms_of "berth run --rm busybox true")
+none_ms=$(ms_of "berth run --rm --network none … true")
+if [[ $bridge_ms =~ ^[0-9.]+$ && $none_ms =~ ^[0-9.]+$ ]]; then
+    results+=("networking per container (bridge − none)|$(awk -v a="$bridge_ms" -v b="$none_ms" 'BEGIN { printf "%.2f", a - b }') ms")
+fi
+net_n=${BENCH_NET_N:-100}
+"$berth" network create bench-net >/dev/null
+echo "+ $net_n containers on one network" >&2
+t0=$(date +%s%N)
+for i in $(seq "$net_n"); do
+    "$berth" run -d --name "bn$i" --network bench-net busybox sleep 1000 >/dev/null
+done
+t1=$(date +%s%N)
+results+=("start $net_n containers on one network|$(( (t1 - t0) / 1000000 )) ms|$(( (t1 - t0) / 1000 / net_n )) µs each")
+names=$(seq -f 'bn%g' 1 "$net_n" | tr '\n' ' ')
+t0=$(date +%s%N)
+resolved=0
+for i in $(seq "$net_n"); do
+    n=$("$berth" exec "bn$i" sh -c "ok=0; for n in $names; do nslookup \$n >/dev/null 2>&1 && ok=\$((ok+1)); done; echo \$ok")
+    resolved=$((resolved + n))
+done
+t1=$(date +%s%N)
+results+=("each resolves all $net_n names|$resolved/$((net_n * net_n)) resolved|$(( (t1 - t0) / 1000000 )) ms in all")
+"$berth" rm -f $(seq -f 'bn%g' 1 "$net_n") >/dev/null
+"$berth" network rm bench-net >/dev/null
 
 # --- memory ------------------------------------------------------------------------
 echo "+ idle 10 s" >&2

@@ -375,13 +375,17 @@ impl Networks {
                 }
                 sub
             }
-            None => self
-                .pools
-                .iter()
-                .find_map(|(p, size)| ipam::next_subnet(p, *size, &taken).ok())
-                .ok_or_else(|| {
-                    ApiError::bad_request("all predefined address pools have been fully subnetted")
-                })?,
+            None => {
+                // As Docker: a pool subnet the host already routes elsewhere is skipped.
+                let mut taken = taken.clone();
+                taken.extend(host_routes());
+                self.pools
+                    .iter()
+                    .find_map(|(p, size)| ipam::next_subnet(p, *size, &taken).ok())
+            }
+            .ok_or_else(|| {
+                ApiError::bad_request("all predefined address pools have been fully subnetted")
+            })?,
         };
         let gw = match gateway {
             Some(g) => {
@@ -999,6 +1003,29 @@ fn bring_up(n: &NetworkRecord) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The host's IPv4 routes other than the default one (from /proc/net/route).
+fn host_routes() -> Vec<Subnet> {
+    parse_routes(&std::fs::read_to_string("/proc/net/route").unwrap_or_default())
+}
+
+fn parse_routes(text: &str) -> Vec<Subnet> {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let dest = u32::from_str_radix(f.get(1)?, 16).ok()?;
+            let mask = u32::from_str_radix(f.get(7)?, 16).ok()?;
+            // The kernel prints the network-order bytes as a native integer.
+            let net = |v: u32| u32::from_be_bytes(v.to_ne_bytes());
+            let prefix = net(mask).leading_ones() as u8;
+            (prefix > 0).then(|| Subnet {
+                addr: Ipv4Addr::from(net(dest)),
+                prefix,
+            })
+        })
+        .collect()
+}
+
 /// `--default-address-pool base=10.10.0.0/16,size=24` (or just a CIDR).
 /// Docker's defaults: 172.17-31.0.0/16, then 192.168.0.0/16 in /20s.
 fn parse_pool(s: Option<&str>) -> anyhow::Result<Vec<(Subnet, u8)>> {
@@ -1313,4 +1340,21 @@ pub fn wanted_ports(rec: &crate::container::ContainerRecord) -> ApiResult<Vec<Pu
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn routes_are_read_from_the_kernels_table() {
+        let table =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+            eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+            cni0\t0000580A\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n\
+            br-1\t0000620A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        let r: Vec<String> = parse_routes(table).iter().map(|s| s.to_string()).collect();
+        assert_eq!(r, ["10.88.0.0/16", "10.98.0.0/24"]);
+    }
 }

@@ -187,7 +187,11 @@ impl ContainerSnapshot {
         }
         match self.mount_fsopen(true) {
             Ok(()) => Ok(()),
-            Err(_) => self.mount(),
+            Err(e) => {
+                tracing::debug!("volatile overlay via fsopen failed ({e}), trying mount(2)");
+                self.mount_legacy_opts(",volatile")
+                    .or_else(|_| self.mount())
+            }
         }
     }
 
@@ -222,13 +226,17 @@ impl ContainerSnapshot {
     }
 
     fn mount_legacy(&self) -> Result<()> {
+        self.mount_legacy_opts("")
+    }
+
+    fn mount_legacy_opts(&self, extra: &str) -> Result<()> {
         let lowers: Vec<String> = self
             .lowers
             .iter()
             .map(|p| p.display().to_string())
             .collect();
         let data = format!(
-            "lowerdir={},upperdir={},workdir={}",
+            "lowerdir={},upperdir={},workdir={}{extra}",
             lowers.join(":"),
             self.upper.display(),
             self.work.display()

@@ -1416,4 +1416,14 @@ fn plain_http_needs_insecure_registry_off_loopback() {
         d.cli_ok(client, &["rmi", &name]);
         d.cli_ok(client, &["pull", &name]);
     }
+    // `info` reports the configuration the daemon runs with, as dockerd does.
+    for client in CLIENTS {
+        let out = d.cli_ok(
+            client,
+            &["info", "--format", "{{json .RegistryConfig.IndexConfigs}}"],
+        );
+        let index: serde_json::Value = serde_json::from_str(out.trim()).expect(&out);
+        assert_eq!(index[reg.host()]["Secure"], false, "{client:?}: {out}");
+        assert_eq!(index["docker.io"]["Secure"], true, "{client:?}: {out}");
+    }
 }

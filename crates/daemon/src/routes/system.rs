@@ -89,7 +89,7 @@ pub async fn info(State(d): State<Shared>) -> Json<Value> {
         "NEventsListener": 0, "KernelVersion": kernel(), "OperatingSystem": "linux", "OSVersion": "",
         "OSType": "linux", "Architecture": "x86_64", "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "MemTotal": mem, "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"], "Mirrors": []},
+        "RegistryConfig": registry_config_json(),
         "DockerRootDir": d.paths.data_root, "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",
         "Name": hostname, "Labels": [], "ExperimentalBuild": false, "ServerVersion": env!("CARGO_PKG_VERSION"),
         "Runtimes": {runtime.clone(): {"path": runtime}}, "DefaultRuntime": runtime,
@@ -97,6 +97,29 @@ pub async fn info(State(d): State<Shared>) -> Json<Value> {
         "LiveRestoreEnabled": true, "Isolation": "", "InitBinary": "", "SecurityOptions": ["name=seccomp,profile=builtin"],
         "Warnings": null,
     }))
+}
+
+/// `/info`'s RegistryConfig as dockerd reports it: insecure CIDRs (loopback always), the
+/// insecure hosts as non-secure index configs, and the mirrors.
+fn registry_config_json() -> Value {
+    let cfg = crate::routes::registry::registry_config();
+    let mut cidrs = vec![json!("127.0.0.0/8"), json!("::1/128")];
+    let mut index = serde_json::Map::new();
+    for r in &cfg.insecure {
+        if r.contains('/') {
+            cidrs.push(json!(r));
+        } else {
+            index.insert(
+                r.clone(),
+                json!({"Name": r, "Mirrors": [], "Secure": false, "Official": false}),
+            );
+        }
+    }
+    index.insert(
+        "docker.io".into(),
+        json!({"Name": "docker.io", "Mirrors": cfg.mirrors, "Secure": true, "Official": true}),
+    );
+    json!({"IndexConfigs": index, "InsecureRegistryCIDRs": cidrs, "Mirrors": cfg.mirrors})
 }
 
 #[derive(serde::Deserialize)]

@@ -782,3 +782,30 @@ fn a_taken_port_fails_up_cleanly() {
     drop(listener);
     assert_success("down", &compose_in(&d, &dir, &["down"]));
 }
+
+/// In a terminal, progress is compose's redrawn block: `[+] Running n/n`, ` ✔ Container …`.
+#[test]
+fn progress_in_a_terminal_is_composes_block() {
+    let d = TestDaemon::start();
+    let (_tmp, dir) = project_dir("tty");
+    write(
+        &dir,
+        "compose.yaml",
+        "services:\n  a:\n    image: busybox\n    command: sleep 1000\n    stop_signal: SIGKILL\n",
+    );
+    let line = format!(
+        "{BERTH} -H {} compose up -d; {BERTH} -H {} compose down",
+        d.host, d.host
+    );
+    let mut c = Command::new("script");
+    c.args(["-qec", &line, "/dev/null"])
+        .current_dir(&dir)
+        .env_remove("COMPOSE_PROGRESS");
+    let out = run_bounded(c, None, std::time::Duration::from_secs(60));
+    assert_success("compose up -d / down in a pty", &out);
+    let text = stdout(&out);
+    assert!(text.contains("[+] Running 2/2"), "{text:?}");
+    assert!(text.contains("✔\x1b[0m Container tty-a-1"), "{text:?}");
+    assert!(text.contains("Started"), "{text:?}");
+    assert!(text.contains("Removed"), "{text:?}");
+}

@@ -33,6 +33,8 @@ pub struct Project {
     pub warnings: Vec<String>,
     /// The compose files it was read from (absolute).
     pub files: Vec<PathBuf>,
+    /// The interpolation environment: the shell's over the `.env` file's.
+    pub environment: BTreeMap<String, String>,
 }
 
 impl Project {
@@ -317,6 +319,7 @@ pub fn load_project(opts: &Options) -> Result<Project, Error> {
         model,
         warnings,
         files,
+        environment: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
     };
     project.start_order()?;
     Ok(project)

@@ -461,6 +461,9 @@ pub struct ConfigArgs {
     /// Print environment used for interpolation.
     #[arg(long)]
     pub environment: bool,
+    /// Don't check model consistency - warning: may produce invalid Compose output
+    #[arg(long)]
+    pub no_consistency: bool,
     /// Only validate the configuration, don't print anything.
     #[arg(short, long)]
     pub quiet: bool,
@@ -891,6 +894,10 @@ fn config(p: &Project, c: ConfigArgs) -> anyhow::Result<i32> {
                 out.push_str(k);
                 out.push('\n');
             }
+        }
+    } else if c.environment {
+        for (k, v) in &p.environment {
+            out.push_str(&format!("{k}={v}\n"));
         }
     } else if let Some(h) = &c.hash {
         let names: Vec<String> = if h == "*" {

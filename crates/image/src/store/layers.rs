@@ -126,6 +126,104 @@ impl ImageStore {
         res
     }
 
+    /// Verifies one layer blob and unpacks it unless its snapshot exists; returns its size.
+    fn verify_or_unpack(
+        &self,
+        blob: &Digest,
+        diff_id: &Digest,
+        chain_id: &Digest,
+        txn: &mut Txn,
+    ) -> Result<u64> {
+        if self.snapshots.has_layer(chain_id) {
+            // Already unpacked: still make sure this blob is that layer.
+            let mut w = DigestWriter::new(io::sink());
+            io::copy(
+                &mut layer::decompress(self.content.open_blob(blob)?)?,
+                &mut w,
+            )
+            .map_err(|e| ImageError::InvalidArchive(format!("layer {blob}: {e}")))?;
+            check_diff_id(diff_id, &w.finish().1)?;
+            Ok(self.layer_size(chain_id))
+        } else {
+            self.unpack_layer_blob_txn(blob, diff_id, chain_id, txn)
+        }
+    }
+
+    /// Every layer's size, unpacking the missing ones side by side: each layer has its own
+    /// snapshot directory (overlayfs stacks them later), so their order does not matter here,
+    /// and decompression is most of a pull's time once the blobs are local.
+    fn unpack_layers(
+        &self,
+        layers: &[LayerBlob],
+        diff_ids: &[Digest],
+        chains: &[Digest],
+        txn: &mut Txn,
+    ) -> Result<Vec<u64>> {
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 4)
+            .min(layers.len().max(1));
+        if workers <= 1 {
+            return layers
+                .iter()
+                .zip(diff_ids)
+                .zip(chains)
+                .map(|((b, d), c)| self.verify_or_unpack(&b.digest, d, c, txn))
+                .collect();
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut results: Vec<Option<Result<u64>>> = (0..layers.len()).map(|_| None).collect();
+        let done = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut mine = Txn::default();
+                        let mut out = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if i >= layers.len() {
+                                break;
+                            }
+                            let r = self.verify_or_unpack(
+                                &layers[i].digest,
+                                &diff_ids[i],
+                                &chains[i],
+                                &mut mine,
+                            );
+                            let failed = r.is_err();
+                            out.push((i, r));
+                            if failed {
+                                // Stop taking work; the others finish what they hold.
+                                next.store(layers.len(), std::sync::atomic::Ordering::Relaxed);
+                                break;
+                            }
+                        }
+                        (mine, out)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("layer unpack thread panicked"))
+                .collect::<Vec<_>>()
+        });
+        for (mine, out) in done {
+            // Everything any worker published goes into the caller's transaction, so a
+            // failure anywhere rolls all of it back.
+            txn.snapshots.extend(mine.snapshots);
+            txn.blobs.extend(mine.blobs);
+            for (i, r) in out {
+                results[i] = Some(r);
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| Err(ImageError::InvalidArchive("layer not unpacked".into())))
+            })
+            .collect()
+    }
+
     /// Verifies config + layers, unpacking missing layers; returns the image's metadata.
     pub(crate) fn build_meta(
         &self,
@@ -149,21 +247,11 @@ impl ImageStore {
             )));
         }
         let chains = chain_ids(diff_ids);
+        let sizes = self.unpack_layers(layers, diff_ids, &chains, txn)?;
         let mut metas = Vec::with_capacity(layers.len());
-        for ((blob, diff_id), chain_id) in layers.iter().zip(diff_ids).zip(&chains) {
-            let size = if self.snapshots.has_layer(chain_id) {
-                // Already unpacked: still make sure this blob is that layer.
-                let mut w = DigestWriter::new(io::sink());
-                io::copy(
-                    &mut layer::decompress(self.content.open_blob(&blob.digest)?)?,
-                    &mut w,
-                )
-                .map_err(|e| ImageError::InvalidArchive(format!("layer {}: {e}", blob.digest)))?;
-                check_diff_id(diff_id, &w.finish().1)?;
-                self.layer_size(chain_id)
-            } else {
-                self.unpack_layer_blob_txn(&blob.digest, diff_id, chain_id, txn)?
-            };
+        for (((blob, diff_id), chain_id), size) in
+            layers.iter().zip(diff_ids).zip(&chains).zip(sizes)
+        {
             metas.push(LayerMeta {
                 diff_id: diff_id.clone(),
                 chain_id: chain_id.clone(),

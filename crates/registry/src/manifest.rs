@@ -163,11 +163,14 @@ impl Platform {
 }
 
 /// Builds a single-platform manifest for an image that has none from a registry.
+/// Docker's schema2 has no type for an uncompressed or zstd layer, so an image with any OCI
+/// layer (a local build on a pulled base) gets an OCI manifest, its Docker-typed layers
+/// described by their OCI equivalents: the same bytes under the other spec's name.
 pub fn build_manifest(config: &Descriptor, layers: &[Descriptor]) -> (String, Vec<u8>) {
-    let oci = layers
-        .first()
-        .map(|l| l.media_type.starts_with("application/vnd.oci."))
-        .unwrap_or(true);
+    let oci = layers.is_empty()
+        || layers
+            .iter()
+            .any(|l| l.media_type.starts_with("application/vnd.oci."));
     let (mt, cfg_mt) = if oci {
         (OCI_MANIFEST, OCI_CONFIG)
     } else {
@@ -175,6 +178,24 @@ pub fn build_manifest(config: &Descriptor, layers: &[Descriptor]) -> (String, Ve
     };
     let mut cfg = config.clone();
     cfg.media_type = cfg_mt.to_string();
+    let layers: Vec<Descriptor> = layers
+        .iter()
+        .map(|l| {
+            let mut l = l.clone();
+            if oci {
+                l.media_type = match l.media_type.as_str() {
+                    "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
+                        "application/vnd.oci.image.layer.v1.tar+gzip".into()
+                    }
+                    "application/vnd.docker.image.rootfs.diff.tar" => {
+                        "application/vnd.oci.image.layer.v1.tar".into()
+                    }
+                    other => other.to_string(),
+                };
+            }
+            l
+        })
+        .collect();
     let v = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": mt,
@@ -188,6 +209,34 @@ pub fn build_manifest(config: &Descriptor, layers: &[Descriptor]) -> (String, Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_built_layer_on_a_docker_base_gets_an_oci_manifest() {
+        let layer = |mt: &str, d: &str| Descriptor {
+            media_type: mt.into(),
+            digest: d.into(),
+            size: 1,
+            platform: None,
+        };
+        let cfg = layer("", "sha256:c");
+        let docker_gz = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+        let (mt, bytes) = build_manifest(
+            &cfg,
+            &[
+                layer(docker_gz, "sha256:a"),
+                layer("application/vnd.oci.image.layer.v1.tar", "sha256:b"),
+            ],
+        );
+        assert_eq!(mt, OCI_MANIFEST);
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["config"]["mediaType"], OCI_CONFIG);
+        assert_eq!(
+            v["layers"][0]["mediaType"],
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        );
+        let (mt, _) = build_manifest(&cfg, &[layer(docker_gz, "sha256:a")]);
+        assert_eq!(mt, DOCKER_MANIFEST);
+    }
 
     fn entry(os: &str, arch: &str, variant: Option<&str>, d: &str) -> Descriptor {
         Descriptor {

@@ -51,13 +51,43 @@ fn main() {
         }
     };
     let code = match cli.command {
-        Command::Daemon(a) => finish(daemon_cmd::run(a), false),
+        Command::Daemon(a) => {
+            exec_berthd();
+            finish(daemon_cmd::run(a), false)
+        }
         Command::Runtime(a) => finish(runtime_cmd::run(a), false),
         Command::Compose(a) => finish(compose::run(&cli.host, a), false),
         command => run_client(&cli.host, command),
     };
     let _ = std::io::stdout().flush();
     std::process::exit(code);
+}
+
+/// `berth daemon …` becomes `berthd …` when berthd sits next to this binary: the long-lived
+/// daemon then maps only daemon code (about 3 MB less resident than this CLI's binary). Without
+/// berthd the daemon runs in this process, the same code.
+fn exec_berthd() {
+    use std::os::unix::process::CommandExt;
+    let Some(berthd) = std::env::current_exe()
+        .ok()
+        .and_then(|p| Some(p.parent()?.join("berthd")))
+        .filter(|p| p.is_file())
+    else {
+        return;
+    };
+    let args: Vec<std::ffi::OsString> = std::env::args_os()
+        .skip(1)
+        .skip_while(|a| a != "daemon")
+        .skip(1)
+        .collect();
+    let err = std::process::Command::new(&berthd)
+        .arg0("berthd")
+        .args(args)
+        .exec();
+    eprintln!(
+        "berth: running {}: {err}; running the daemon in-process",
+        berthd.display()
+    );
 }
 
 /// Prints an error the way docker does and picks the exit code.

@@ -455,19 +455,10 @@ pub async fn start(d: &Shared, c: &Arc<Container>) -> ApiResult<bool> {
     start_locked(d, c).await
 }
 
-pub(crate) async fn start_locked(d: &Shared, c: &Arc<Container>) -> ApiResult<bool> {
-    let rec = c.get();
-    if rec.state.status.is_running() {
-        return Ok(false);
-    }
-    if rec.state.status == Status::Removing || rec.state.status == Status::Dead {
-        return Err(ApiError::conflict(format!(
-            "container {} is marked for removal and cannot be started",
-            rec.id
-        )));
-    }
+/// Mount the rootfs and write the bundle for a start.
+async fn prepare_bundle(d: &Shared, rec: &ContainerRecord) -> ApiResult<()> {
     // --network container:X joins X's namespace, which must exist now.
-    let joined_netns = crate::networking::joined_netns(d, &rec)?;
+    let joined_netns = crate::networking::joined_netns(d, rec)?;
     let id = rec.id.clone();
     let d2 = d.clone();
     let image_id = rec.image_id.clone();
@@ -492,8 +483,41 @@ pub(crate) async fn start_locked(d: &Shared, c: &Arc<Container>) -> ApiResult<bo
         berth_runtime::spec::write_bundle(&d2.paths.bundle_dir(&id), &spec)?;
         Ok(())
     })
-    .await??;
+    .await?
+}
 
+pub(crate) async fn start_locked(d: &Shared, c: &Arc<Container>) -> ApiResult<bool> {
+    let rec = c.get();
+    if rec.state.status.is_running() {
+        return Ok(false);
+    }
+    if rec.state.status == Status::Removing || rec.state.status == Status::Dead {
+        return Err(ApiError::conflict(format!(
+            "container {} is marked for removal and cannot be started",
+            rec.id
+        )));
+    }
+    if let Err(e) = prepare_bundle(d, &rec).await {
+        // Nothing ran. Clients waiting for this start (attach, wait) are released, and an
+        // --rm container is removed, as after a failed shim start below: `docker run --rm`
+        // waits for that removal.
+        c.lock().state.error = e.message.clone();
+        let _ = d.save(c, false);
+        unmount(d, &rec.id).await;
+        c.gate().waiting.clear();
+        c.lifecycle.send_modify(|l| {
+            l.exits += 1;
+            l.exit_code = 128;
+        });
+        if rec.host_config.auto_remove == Some(true) {
+            let d2 = d.clone();
+            let c2 = c.clone();
+            tokio::spawn(async move {
+                let _ = remove(&d2, &c2, true, true).await;
+            });
+        }
+        return Err(e);
+    }
     let open_stdin = rec.config.open_stdin.unwrap_or(false);
     let pid = match shim::spawn(d, &rec.id, open_stdin).await {
         Ok(pid) => pid,

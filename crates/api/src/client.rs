@@ -20,7 +20,7 @@ use tokio::net::UnixStream;
 
 use crate::demux::{Demuxer, StdStream};
 use crate::error::{ApiError, Result};
-use crate::jsonstream::{JsonMessage, JsonMessageDecoder};
+use crate::jsonstream::{JsonDecoder, JsonMessage};
 
 /// The API version berth's client speaks (no negotiation: berth's daemon serves it).
 pub const API_VERSION: &str = "1.50";
@@ -313,9 +313,14 @@ impl ResponseStream {
 
     /// Reads the body as JSON progress messages.
     pub fn json_messages(self) -> JsonMessages {
-        JsonMessages {
+        self.json_values()
+    }
+
+    /// Reads the body as a sequence of JSON values (events, stats documents, …).
+    pub fn json_values<T: DeserializeOwned>(self) -> JsonValues<T> {
+        JsonValues {
             stream: self,
-            decoder: JsonMessageDecoder::new(),
+            decoder: JsonDecoder::new(),
             pending: Default::default(),
         }
     }
@@ -330,15 +335,18 @@ impl ResponseStream {
     }
 }
 
-/// A JSON-message stream reader.
-pub struct JsonMessages {
+/// A reader of a stream of JSON values.
+pub struct JsonValues<T> {
     stream: ResponseStream,
-    decoder: JsonMessageDecoder,
-    pending: std::collections::VecDeque<JsonMessage>,
+    decoder: JsonDecoder<T>,
+    pending: std::collections::VecDeque<T>,
 }
 
-impl JsonMessages {
-    pub async fn next(&mut self) -> Result<Option<JsonMessage>> {
+/// A JSON progress-message stream reader.
+pub type JsonMessages = JsonValues<JsonMessage>;
+
+impl<T: DeserializeOwned> JsonValues<T> {
+    pub async fn next(&mut self) -> Result<Option<T>> {
         loop {
             if let Some(m) = self.pending.pop_front() {
                 return Ok(Some(m));

@@ -58,25 +58,38 @@ impl JsonMessage {
     }
 }
 
-/// Buffers bytes and yields each complete JSON value as soon as it has arrived.
-#[derive(Debug, Default)]
-pub struct JsonMessageDecoder {
+/// Buffers bytes and yields each complete JSON value as soon as it has arrived: progress
+/// messages, events, stats documents.
+#[derive(Debug)]
+pub struct JsonDecoder<T> {
     buf: Vec<u8>,
+    _values: std::marker::PhantomData<fn() -> T>,
 }
 
-impl JsonMessageDecoder {
+/// The decoder of docker's progress streams.
+pub type JsonMessageDecoder = JsonDecoder<JsonMessage>;
+
+impl<T> Default for JsonDecoder<T> {
+    fn default() -> Self {
+        JsonDecoder {
+            buf: Vec::new(),
+            _values: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T: serde::de::DeserializeOwned> JsonDecoder<T> {
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Feeds a chunk and returns every message completed by it.
-    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<JsonMessage>, serde_json::Error> {
+    /// Feeds a chunk and returns every value completed by it.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<T>, serde_json::Error> {
         self.buf.extend_from_slice(chunk);
         let mut out = Vec::new();
         let mut consumed = 0;
         {
-            let mut iter =
-                serde_json::Deserializer::from_slice(&self.buf).into_iter::<JsonMessage>();
+            let mut iter = serde_json::Deserializer::from_slice(&self.buf).into_iter::<T>();
             loop {
                 match iter.next() {
                     Some(Ok(msg)) => {

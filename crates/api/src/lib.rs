@@ -19,8 +19,8 @@ pub mod query;
 mod system;
 
 pub use client::{
-    Body, Client, Frames, HijackReader, Hijacked, JsonMessages, ResponseStream, API_VERSION,
-    DEFAULT_HOST,
+    Body, Client, Frames, HijackReader, Hijacked, JsonMessages, JsonValues, ResponseStream,
+    API_VERSION, DEFAULT_HOST,
 };
 pub use error::{ApiError, Result};
 pub use hyper::Method;

@@ -139,24 +139,16 @@ pub async fn events(client: &Client, a: EventsArgs) -> anyhow::Result<i32> {
         .opt("since", abs(&a.since)?.as_deref())
         .opt("until", abs(&a.until)?.as_deref())
         .opt("filters", filters.as_deref());
-    let mut stream = client.events(q).await?;
-    let mut buf = Vec::new();
+    let mut events = client.events(q).await?.json_values::<Value>();
     let mut out = std::io::stdout();
-    while let Some(chunk) = stream.chunk().await? {
-        buf.extend_from_slice(&chunk);
-        while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=nl).collect();
-            let Ok(ev) = serde_json::from_slice::<Value>(&line) else {
-                continue;
-            };
-            let text = match a.format.as_deref() {
-                Some("json") => ev.to_string(),
-                Some(f) => crate::format::render_one(f, &template_view(&ev))?,
-                None => event_line(&ev),
-            };
-            writeln!(out, "{text}")?;
-            out.flush()?;
-        }
+    while let Some(ev) = events.next().await? {
+        let text = match a.format.as_deref() {
+            Some("json") => ev.to_string(),
+            Some(f) => crate::format::render_one(f, &template_view(&ev))?,
+            None => event_line(&ev),
+        };
+        writeln!(out, "{text}")?;
+        out.flush()?;
     }
     Ok(0)
 }

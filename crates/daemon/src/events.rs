@@ -122,7 +122,7 @@ pub fn container(
     action: &str,
     extra: &[(&str, String)],
 ) {
-    let mut attributes = rec.config.labels.clone().unwrap_or_default();
+    let mut attributes = crate::lifecycle::labels_of(rec);
     attributes.insert("image".into(), rec.image.clone());
     attributes.insert("name".into(), rec.name.clone());
     for (k, v) in extra {

@@ -107,9 +107,8 @@ pub fn stream(path: PathBuf, c: Arc<Container>, q: LogsQuery) -> Body {
         tty: c.tty(),
     };
     let tail: Option<usize> = q.tail.as_deref().and_then(|t| t.parse().ok());
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
     let follow = q.follow;
-    tokio::spawn(async move {
+    crate::routes::produced_body(64, move |tx| async move {
         let lifecycle = c.lifecycle.subscribe();
         // Past entries, read in a blocking task (the file may be large).
         let path2 = path.clone();
@@ -150,10 +149,7 @@ pub fn stream(path: PathBuf, c: Arc<Container>, q: LogsQuery) -> Body {
                 return;
             }
         }
-    });
-    let s =
-        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
-    Body::from_stream(s)
+    })
 }
 
 fn read_past(path: &PathBuf, tail: Option<usize>) -> (Vec<Entry>, u64) {

@@ -157,18 +157,14 @@ pub async fn stats(client: &Client, a: StatsArgs) -> anyhow::Result<i32> {
         names.iter().map(|_| Value::Null).collect::<Vec<_>>(),
     ));
     for (i, n) in names.iter().enumerate() {
-        let mut s = client.container_stats(n, true).await?;
+        let mut docs = client
+            .container_stats(n, true)
+            .await?
+            .json_values::<Value>();
         let latest = latest.clone();
         tokio::spawn(async move {
-            let mut buf = Vec::new();
-            while let Ok(Some(chunk)) = s.chunk().await {
-                buf.extend_from_slice(&chunk);
-                while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
-                    let line: Vec<u8> = buf.drain(..=nl).collect();
-                    if let Ok(v) = serde_json::from_slice::<Value>(&line) {
-                        latest.lock().unwrap_or_else(|p| p.into_inner())[i] = v;
-                    }
-                }
+            while let Ok(Some(v)) = docs.next().await {
+                latest.lock().unwrap_or_else(|p| p.into_inner())[i] = v;
             }
         });
     }

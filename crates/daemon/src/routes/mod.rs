@@ -164,3 +164,17 @@ pub fn strip_version(mut req: Request) -> Result<Request, ApiError> {
     }
     Ok(req)
 }
+
+/// A streamed response body fed by a task: `produce` sends chunks until it returns or the
+/// client goes away (its sends then fail). Logs, events and stats are streamed this way.
+pub fn produced_body<F, Fut>(capacity: usize, produce: F) -> axum::body::Body
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+    tokio::spawn(produce(tx));
+    axum::body::Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|x| (x, rx))
+    }))
+}

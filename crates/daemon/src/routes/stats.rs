@@ -4,7 +4,6 @@
 use crate::error::ApiResult;
 use crate::query::bool_flag;
 use crate::state::Shared;
-use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -133,7 +132,7 @@ fn document(name: &str, id: &str, now: &Sample, pre: Option<&Sample>) -> Value {
         "failcnt": c.memory_failcnt,
         "stats": c.memory_stat,
         // An unlimited container is bounded by the host's memory, which is what Docker shows.
-        "limit": c.memory_limit.unwrap_or_else(host_memory),
+        "limit": c.memory_limit.unwrap_or_else(super::system::host_memory),
     });
     if c.memory_usage == 0 && c.memory_stat.is_empty() {
         memory = json!({});
@@ -162,15 +161,6 @@ fn document(name: &str, id: &str, now: &Sample, pre: Option<&Sample>) -> Value {
         "id": id,
         "networks": now.networks,
     })
-}
-
-fn host_memory() -> u64 {
-    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    text.lines()
-        .find(|l| l.starts_with("MemTotal:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
 }
 
 /// Without `stream`, one document after a second reading (so CPU % can be computed), unless
@@ -224,9 +214,8 @@ pub async fn stats(
         )
             .into_response());
     }
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(4);
     let lifecycle = c.clone();
-    tokio::spawn(async move {
+    let body = super::produced_body(4, move |tx| async move {
         let mut pre: Option<Sample> = None;
         loop {
             if lifecycle.lifecycle.borrow().removed {
@@ -247,11 +236,5 @@ pub async fn stats(
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
-    let s =
-        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        Body::from_stream(s),
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }

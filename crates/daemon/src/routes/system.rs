@@ -3,7 +3,6 @@
 use crate::container::Status;
 use crate::state::Shared;
 use crate::API_VERSION;
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -20,6 +19,16 @@ pub async fn ping() -> Response {
         "OK",
     )
         .into_response()
+}
+
+/// The host's memory in bytes (MemTotal), as `/info` and an unlimited container's stats show it.
+pub fn host_memory() -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
 
 fn kernel() -> String {
@@ -58,16 +67,7 @@ pub async fn info(State(d): State<Shared>) -> Json<Value> {
         .nodename()
         .to_string_lossy()
         .into_owned();
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .next()
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|k| k.parse::<u64>().ok())
-        })
-        .unwrap_or(0)
-        * 1024;
+    let mem = host_memory();
     let runtime = match &d.runtime {
         crate::state::RuntimeChoice::Builtin => "builtin".to_string(),
         crate::state::RuntimeChoice::External(p) => p.display().to_string(),
@@ -164,16 +164,19 @@ pub async fn events(
         b.push(b'\n');
         Ok::<_, std::io::Error>(axum::body::Bytes::from(b))
     };
-    let history: Vec<_> = past
-        .iter()
-        .filter(|e| in_window(e.time_nano) && filter.matches(e))
-        .map(|e| line(e))
-        .collect();
     let deadline = until.map(|u| {
         let wait = std::time::Duration::from_nanos(u.saturating_sub(now).max(0) as u64);
         tokio::time::Instant::now() + wait
     });
-    let live = async_stream_events(move |tx| async move {
+    let body = super::produced_body(64, move |tx| async move {
+        for e in past
+            .iter()
+            .filter(|e| in_window(e.time_nano) && filter.matches(e))
+        {
+            if tx.send(line(e)).await.is_err() {
+                return;
+            }
+        }
         loop {
             let next = match deadline {
                 Some(dl) => match tokio::time::timeout_at(dl, rx.recv()).await {
@@ -197,23 +200,5 @@ pub async fn events(
             }
         }
     });
-    let stream = futures_util::StreamExt::chain(futures_util::stream::iter(history), live);
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        Body::from_stream(stream),
-    )
-        .into_response())
-}
-
-/// A stream fed by a task: `produce` sends items until it returns or the receiver is dropped.
-fn async_stream_events<F, Fut>(
-    produce: F,
-) -> impl futures_util::Stream<Item = Result<axum::body::Bytes, std::io::Error>>
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<Result<axum::body::Bytes, std::io::Error>>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(produce(tx));
-    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }

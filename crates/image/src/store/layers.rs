@@ -163,14 +163,6 @@ impl ImageStore {
             .map_or(1, |n| n.get())
             .clamp(1, 4)
             .min(layers.len().max(1));
-        if workers <= 1 {
-            return layers
-                .iter()
-                .zip(diff_ids)
-                .zip(chains)
-                .map(|((b, d), c)| self.verify_or_unpack(&b.digest, d, c, txn))
-                .collect();
-        }
         let next = std::sync::atomic::AtomicUsize::new(0);
         let mut results: Vec<Option<Result<u64>>> = (0..layers.len()).map(|_| None).collect();
         let done = std::thread::scope(|scope| {

@@ -701,6 +701,7 @@ pub async fn kill(d: &Shared, c: &Arc<Container>, sig: Option<&str>) -> ApiResul
         c.lock().manually_stopped = true;
     }
     crate::events::container(d, &rec, "kill", &[("signal", signo.to_string())]);
+    let mut rx = c.lifecycle.subscribe();
     shim::call(
         &d.paths.shim_socket(&rec.id),
         crate::shim::Request::Kill {
@@ -709,6 +710,11 @@ pub async fn kill(d: &Shared, c: &Arc<Container>, sig: Option<&str>) -> ApiResul
         },
     )
     .await?;
+    if signo == 9 {
+        // As Docker's: a SIGKILL returns once the container is down, so the next inspect
+        // (or `compose kill` then `rm`) sees it stopped. Bounded for a process stuck in D state.
+        let _ = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|l| !l.running)).await;
+    }
     Ok(())
 }
 

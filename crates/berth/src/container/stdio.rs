@@ -160,6 +160,10 @@ pub async fn pump(
                 break;
             }
             if detach {
+                // Leave the write side open: a half-close reads as EOF at the daemon, which
+                // closes an `-i` container's stdin (a shell exits). Closing the whole
+                // connection, as the process does on exit, is a detach.
+                writer.forget();
                 return StreamEnd::Detached;
             }
         }

@@ -9,6 +9,7 @@
 //!
 //! It knows nothing of HTTP, containers or the daemon.
 
+pub mod context;
 pub mod copy;
 pub mod dockerignore;
 pub mod executor;

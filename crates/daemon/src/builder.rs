@@ -29,6 +29,8 @@ pub struct DaemonExecutor {
     pub network_mode: Option<String>,
     /// `--pull`: fetch base images even when they are present.
     pub always_pull: bool,
+    /// Layers committed (their blobs are made durable once the build has answered).
+    pub committed: Arc<Mutex<Vec<Digest>>>,
     cancel: Option<CancelSignal>,
     /// Snapshots opened and not yet closed (removed on drop).
     open: Vec<String>,
@@ -49,6 +51,7 @@ impl DaemonExecutor {
             tmp,
             network_mode,
             always_pull: false,
+            committed: Arc::default(),
             cancel,
             open: Vec::new(),
             n: 0,
@@ -97,6 +100,12 @@ impl DaemonExecutor {
             }
         }
         res.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn note_commit(&self, id: &Digest) {
+        if let Ok(mut c) = self.committed.lock() {
+            c.push(id.clone());
+        }
     }
 
     fn is_cancelled(&self) -> bool {
@@ -326,6 +335,7 @@ impl Executor for DaemonExecutor {
                     created_by.to_string(),
                 )
                 .map_err(|e| e.to_string())?;
+            self.note_commit(&id);
             Ok(Ok(self.state(&id)?))
         })();
         // Force removal kills the container if it still runs (a cancelled build).
@@ -382,6 +392,7 @@ impl Executor for DaemonExecutor {
                 created_by.to_string(),
             )
             .map_err(|e| e.to_string())?;
+        self.note_commit(&id);
         Ok(Some(self.state(&id)?))
     }
 

@@ -11,6 +11,8 @@ use clap::Args;
 
 use crate::errors::ExitStatus;
 
+mod context;
+
 #[derive(Debug, Args)]
 pub struct BuildArgs {
     /// Name and optionally a tag in the "name:tag" format
@@ -265,10 +267,11 @@ pub async fn build(client: &Client, a: BuildArgs) -> anyhow::Result<i32> {
         return check(&df_src, ignore_text.as_deref());
     }
 
-    // The context.
+    // The context: berth's daemon keeps the last one and takes only what changed; anything
+    // else (stdin, a daemon without that endpoint) gets the whole context as a tar.
     let mut dockerfile_param = df_src.in_context.clone();
-    let body = if stdin_is_tar {
-        stdin_data.unwrap_or_default()
+    let matcher = if stdin_is_tar {
+        None
     } else {
         let mut patterns = ignore_text
             .as_deref()
@@ -286,24 +289,12 @@ pub async fn build(client: &Client, a: BuildArgs) -> anyhow::Result<i32> {
                 }
             }
         }
-        let matcher = dockerignore::Matcher::new(&patterns)
-            .map_err(|e| anyhow::anyhow!("error checking context: {e}"))?;
-        let tar = if stdin_context {
-            tar::Builder::new(Vec::new()).into_inner()?
-        } else {
-            tar_context(&ctx_dir, &matcher)?
-        };
-        if df_src.in_context.is_none() {
-            let name = format!(".dockerfile.{:012x}", rand_suffix());
-            dockerfile_param = Some(name.clone());
-            append_file(tar, &name, df_src.content.as_bytes())?
-        } else {
-            tar
-        }
+        Some(
+            dockerignore::Matcher::new(&patterns)
+                .map_err(|e| anyhow::anyhow!("error checking context: {e}"))?,
+        )
     };
-
     let mut q = Query::new()
-        .opt("dockerfile", dockerfile_param.as_deref())
         .opt("target", a.target.as_deref())
         .opt("platform", a.platform.as_deref())
         .opt("networkmode", a.network.as_deref())
@@ -343,14 +334,46 @@ pub async fn build(client: &Client, a: BuildArgs) -> anyhow::Result<i32> {
     if !labels.is_empty() {
         q = q.set("labels", serde_json::Value::Object(labels).to_string());
     }
-    let stream = client
-        .stream(
-            Method::POST,
-            &format!("/build{}", q.encode()),
-            Body::Bytes(body.into(), "application/x-tar"),
-            &[],
-        )
-        .await?;
+    let incremental = match &matcher {
+        Some(m) if !stdin_context => {
+            let outside = df_src.in_context.is_none().then(|| df_src.content.clone());
+            let query = q
+                .clone()
+                .opt("dockerfile", dockerfile_param.as_deref())
+                .encode();
+            context::send(client, &ctx_dir, m, outside, &query).await?
+        }
+        _ => None,
+    };
+    let stream = match incremental {
+        Some(s) => s,
+        None => {
+            let body = if stdin_is_tar {
+                stdin_data.unwrap_or_default()
+            } else {
+                let tar = match &matcher {
+                    Some(m) if !stdin_context => tar_context(&ctx_dir, m)?,
+                    _ => tar::Builder::new(Vec::new()).into_inner()?,
+                };
+                if df_src.in_context.is_none() {
+                    let name = format!(".dockerfile.{:012x}", rand_suffix());
+                    dockerfile_param = Some(name.clone());
+                    append_file(tar, &name, df_src.content.as_bytes())?
+                } else {
+                    tar
+                }
+            };
+            let q = q.opt("dockerfile", dockerfile_param.as_deref());
+            client
+                .stream(
+                    Method::POST,
+                    &format!("/build{}", q.encode()),
+                    Body::Bytes(body.into(), "application/x-tar"),
+                    &[],
+                )
+                .await?
+        }
+    };
     let mut msgs = stream.json_messages();
     let mut id = None;
     let mut out = std::io::stdout().lock();

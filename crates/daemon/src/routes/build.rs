@@ -11,6 +11,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::Response;
+use berth_build::context::{self, ContextError, ContextLock, ContextStore};
 use berth_build::{executor, instructions, parser};
 use serde_json::{json, Value};
 
@@ -61,50 +62,41 @@ pub async fn build(State(d): State<Shared>, req: Request) -> ApiResult<Response>
         berth_image::Reference::parse_normalized(t)
             .map_err(|e| ApiError::bad_request(format!("invalid reference format: {e}")))?;
     }
-    // The context is unpacked as it arrives (gzip/zstd as the CLI's --compress sends it).
-    let body = {
-        use futures_util::StreamExt;
-        let chunks = req
-            .into_body()
-            .into_data_stream()
-            .map(|r| r.map_err(std::io::Error::other));
-        tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(chunks))
-    };
     let tmp = d
         .paths
         .data_root
         .join("tmp")
         .join(format!("build-{:016x}", rand::random::<u64>()));
-    let ctx = tmp.join("context");
-    let ctx2 = ctx.clone();
-    let unpacked = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        std::fs::create_dir_all(&ctx2)?;
-        let body = berth_image::layer::decompress(body).map_err(std::io::Error::other)?;
-        let mut a = tar::Archive::new(body);
-        a.set_preserve_permissions(true);
-        a.unpack(&ctx2)
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))?;
-    if let Err(e) = unpacked {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(ApiError::bad_request(format!(
-            "failed to read the build context: {e}"
-        )));
-    }
-    // The Dockerfile, inside the context only.
-    let df_path = berth_build::dockerignore::clean(&format!("/{dockerfile}"));
-    // Resolved inside the context: a Dockerfile symlink cannot point at a host file.
-    let found = berth_build::copy::resolve_in_root(&ctx, &df_path)
-        .ok()
-        .flatten();
-    let src = match found.map(std::fs::read_to_string) {
-        Some(Ok(s)) => s,
-        _ => {
+    // berth's own CLI sends only what changed of a context the daemon keeps (`berthcontext`);
+    // everyone else sends the whole context as a tar.
+    let incremental = first(&pairs, "berthcontext").filter(|k| !k.is_empty());
+    let received = match incremental {
+        Some(key) => receive_incremental(&d, &key, req.into_body()).await?,
+        None => receive_tar(&tmp, req.into_body()).await?,
+    };
+    let ctx = received.dir.clone();
+    let src = match received.dockerfile.clone() {
+        Some(s) => Ok(s),
+        None => {
+            // The Dockerfile, inside the context only.
+            let df_path = berth_build::dockerignore::clean(&format!("/{dockerfile}"));
+            // Resolved inside the context: a Dockerfile symlink cannot point at a host file.
+            let found = berth_build::copy::resolve_in_root(&ctx, &df_path)
+                .ok()
+                .flatten();
+            match found.map(std::fs::read_to_string) {
+                Some(Ok(s)) => Ok(s),
+                _ => Err(ApiError::internal(format!(
+                    "Cannot locate specified Dockerfile: {dockerfile}"
+                ))),
+            }
+        }
+    };
+    let src = match src {
+        Ok(s) => s,
+        Err(e) => {
             let _ = std::fs::remove_dir_all(&tmp);
-            return Err(ApiError::internal(format!(
-                "Cannot locate specified Dockerfile: {dockerfile}"
-            )));
+            return Err(e);
         }
     };
     let parsed = parser::parse(&src).and_then(|df| instructions::parse(&df).map(|b| (df, b)));
@@ -125,6 +117,8 @@ pub async fn build(State(d): State<Shared>, req: Request) -> ApiResult<Response>
         // Executors watch `tx`: it closes when the client disconnects. One per stage that
         // builds side by side, each with its own scratch dir.
         let made = std::sync::atomic::AtomicUsize::new(0);
+        let committed: std::sync::Arc<std::sync::Mutex<Vec<berth_image::Digest>>> =
+            Default::default();
         let cancel = tx.clone();
         let factory = || -> Box<dyn executor::Executor + Send> {
             let k = made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -136,6 +130,7 @@ pub async fn build(State(d): State<Shared>, req: Request) -> ApiResult<Response>
                 Some(cancel.clone()),
             );
             exec.always_pull = always_pull;
+            exec.committed = committed.clone();
             Box::new(exec)
         };
         let send = |v: Value| {
@@ -161,6 +156,8 @@ pub async fn build(State(d): State<Shared>, req: Request) -> ApiResult<Response>
                 let digest = berth_image::Digest::parse(&id);
                 for t in &tags {
                     let res = match &digest {
+                        // A cached rebuild usually finds its tags in place: no write.
+                        Ok(dg) if has_tag(&d2, dg, t) => Ok(()),
                         Ok(dg) => d2.images.tag(dg, t).map_err(|e| e.to_string()),
                         Err(e) => Err(e.to_string()),
                     };
@@ -190,6 +187,15 @@ pub async fn build(State(d): State<Shared>, req: Request) -> ApiResult<Response>
         drop(cancel);
         drop(tx);
         let _ = std::fs::remove_dir_all(&tmp);
+        if let Some(held) = received.lock {
+            drop(held);
+            contexts(&d2).prune(context::KEEP_CONTEXTS);
+        }
+        // Layer blobs were written without a sync each; they are made durable here, off
+        // the answer's path.
+        for id in committed.lock().map(|c| c.clone()).unwrap_or_default() {
+            let _ = d2.images.sync_top_layer(&id);
+        }
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv()
@@ -200,5 +206,117 @@ pub async fn build(State(d): State<Shared>, req: Request) -> ApiResult<Response>
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from_stream(stream))
+        .unwrap_or_default())
+}
+
+/// Whether `tag` already names image `id`.
+fn has_tag(d: &Shared, id: &berth_image::Digest, tag: &str) -> bool {
+    let Ok(r) = berth_image::Reference::parse_normalized(tag) else {
+        return false;
+    };
+    let r = berth_image::Reference {
+        tag: r.tag.clone().or_else(|| Some("latest".into())),
+        ..r
+    };
+    d.images
+        .resolve(&id.to_string())
+        .is_ok_and(|rec| rec.id == *id && rec.repo_tags.contains(&r.familiar()))
+}
+
+/// The context a build reads, once received.
+struct Received {
+    dir: std::path::PathBuf,
+    /// The Dockerfile when the client sent it beside the context (it lives outside it).
+    dockerfile: Option<String>,
+    /// A kept context is held until the build ends.
+    lock: Option<ContextLock>,
+}
+
+fn body_reader(body: Body) -> impl std::io::Read {
+    use futures_util::StreamExt;
+    let chunks = body
+        .into_data_stream()
+        .map(|r| r.map_err(std::io::Error::other));
+    tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(chunks))
+}
+
+/// The classic body: the whole context as a tar, unpacked as it arrives (gzip/zstd as the
+/// docker CLI's --compress sends it) into the build's scratch dir.
+async fn receive_tar(tmp: &std::path::Path, body: Body) -> ApiResult<Received> {
+    let body = body_reader(body);
+    let ctx = tmp.join("context");
+    let ctx2 = ctx.clone();
+    let unpacked = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        std::fs::create_dir_all(&ctx2)?;
+        let body = berth_image::layer::decompress(body).map_err(std::io::Error::other)?;
+        let mut a = tar::Archive::new(body);
+        a.set_preserve_permissions(true);
+        a.unpack(&ctx2)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    if let Err(e) = unpacked {
+        let _ = std::fs::remove_dir_all(tmp);
+        return Err(ApiError::bad_request(format!(
+            "failed to read the build context: {e}"
+        )));
+    }
+    Ok(Received {
+        dir: ctx,
+        dockerfile: None,
+        lock: None,
+    })
+}
+
+fn contexts(d: &Shared) -> ContextStore {
+    ContextStore::new(d.paths.data_root.join("build-cache").join("contexts"))
+}
+
+fn context_error(e: ContextError) -> ApiError {
+    match e {
+        ContextError::Invalid(_) => ApiError::bad_request(e.to_string()),
+        ContextError::Stale(_) => ApiError::conflict(e.to_string()),
+        ContextError::Io(_) => ApiError::internal(e.to_string()),
+    }
+}
+
+/// berth's incremental body: the manifest and the changed files, applied to the kept context.
+async fn receive_incremental(d: &Shared, key: &str, body: Body) -> ApiResult<Received> {
+    let body = body_reader(body);
+    let store = contexts(d);
+    let key = key.to_string();
+    tokio::task::spawn_blocking(move || -> Result<Received, ContextError> {
+        let lock = store.lock(&key)?;
+        let manifest = lock.apply(body)?;
+        Ok(Received {
+            dir: lock.tree(),
+            dockerfile: manifest.dockerfile,
+            lock: Some(lock),
+        })
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(context_error)
+}
+
+/// `POST /berth/build/context?key=K`: the body is a context manifest (JSON); the answer,
+/// `{"want": [paths]}`, the files the kept context lacks or has from other metadata.
+pub async fn context_want(State(d): State<Shared>, req: Request) -> ApiResult<Response> {
+    let pairs = query_pairs(req.uri().query());
+    let key = first(&pairs, "key").unwrap_or_default();
+    let body = axum::body::to_bytes(req.into_body(), 256 << 20)
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let manifest: context::Manifest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid build context manifest: {e}")))?;
+    let store = contexts(&d);
+    let want = tokio::task::spawn_blocking(move || store.want(&key, &manifest))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(context_error)?;
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(line(json!({ "want": want }))))
         .unwrap_or_default())
 }

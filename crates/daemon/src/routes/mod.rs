@@ -75,6 +75,7 @@ pub fn router(d: Shared) -> Router {
         )
         .route("/commit", post(images::commit))
         .route("/build", post(build::build))
+        .route("/berth/build/context", post(build::context_want))
         .route("/networks", get(networks::list))
         .route("/networks/create", post(networks::create))
         .route("/networks/prune", post(networks::prune))

@@ -31,6 +31,7 @@ pub struct Cli {
 // Parsed once per process; the size of the run flags does not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum ContainerCommand {
     /// Create and run a new container from an image
     #[command(disable_help_flag = true)]
@@ -83,6 +84,7 @@ pub enum ContainerCommand {
 // Parsed once per process; the size of the run flags does not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum ContainerManagement {
     /// List containers
     #[command(visible_aliases = ["ps", "list"])]
@@ -94,6 +96,7 @@ pub enum ContainerManagement {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum ImageManagement {
     /// List images
     #[command(visible_alias = "list")]
@@ -122,6 +125,7 @@ pub enum ImageManagement {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum SystemManagement {
     /// Display system-wide information
     Info(FormatArgs),
@@ -132,6 +136,7 @@ pub enum SystemManagement {
 // Parsed once per process; the size of the run flags does not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     #[command(flatten)]
     Container(ContainerCommand),

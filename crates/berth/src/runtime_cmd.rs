@@ -25,6 +25,7 @@ pub struct BundleArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum RuntimeCommand {
     /// Create a container
     Create(BundleArgs),

@@ -12,6 +12,7 @@ use crate::format;
 use crate::inspect;
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum NetworkManagement {
     /// Create a network
     Create(CreateArgs),

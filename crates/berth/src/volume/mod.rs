@@ -12,6 +12,7 @@ use crate::format::{self, units};
 use crate::inspect;
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum VolumeManagement {
     /// Create a volume
     Create(CreateArgs),

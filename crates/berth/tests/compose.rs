@@ -591,7 +591,8 @@ volumes:
 
 /// `config --format json` is Docker Compose v2's, byte for byte in meaning, on the fixtures
 /// under tests/fixtures/compose (awkward `.env` files, interpolation, `-f` overrides,
-/// `extends`, `include`, short and long forms, units, unused resources).
+/// `extends`, `include`, short and long forms, units, unused resources) — with and without
+/// `--no-interpolate`.
 #[test]
 fn config_json_matches_docker_compose_v2_on_the_fixtures() {
     let Some(bin) = docker_compose_binary() else {
@@ -616,26 +617,30 @@ fn config_json_matches_docker_compose_v2_on_the_fixtures() {
                 .env("PATH", std::env::var("PATH").unwrap_or_default())
                 .env("HOME", "/root");
         };
-        let mut theirs = Command::new(&bin);
-        theirs.args(["config", "--format", "json"]);
-        env(&mut theirs);
-        let theirs = run_bounded(theirs, None, COMMAND_TIMEOUT);
-        let mut ours = Command::new(BERTH);
-        ours.args(["compose", "config", "--format", "json"]);
-        env(&mut ours);
-        let ours = run_bounded(ours, None, COMMAND_TIMEOUT);
-        let what = dir.display().to_string();
-        assert_success(&format!("docker-compose config in {what}"), &theirs);
-        assert_success(&format!("berth compose config in {what}"), &ours);
-        let a: serde_json::Value = serde_json::from_str(&stdout(&theirs)).expect("their json");
-        let b: serde_json::Value = serde_json::from_str(&stdout(&ours)).expect("our json");
-        assert_eq!(
-            a,
-            b,
-            "{what}:\ndocker-compose:\n{}\nberth:\n{}",
-            stdout(&theirs),
-            stdout(&ours)
-        );
+        // The resolved model, and the model as written (`--no-interpolate`).
+        for extra in [None, Some("--no-interpolate")] {
+            let mut theirs = Command::new(&bin);
+            theirs.args(["config", "--format", "json"]).args(extra);
+            env(&mut theirs);
+            let theirs = run_bounded(theirs, None, COMMAND_TIMEOUT);
+            let mut ours = Command::new(BERTH);
+            ours.args(["compose", "config", "--format", "json"])
+                .args(extra);
+            env(&mut ours);
+            let ours = run_bounded(ours, None, COMMAND_TIMEOUT);
+            let what = format!("{} {}", dir.display(), extra.unwrap_or(""));
+            assert_success(&format!("docker-compose config in {what}"), &theirs);
+            assert_success(&format!("berth compose config in {what}"), &ours);
+            let a: serde_json::Value = serde_json::from_str(&stdout(&theirs)).expect("their json");
+            let b: serde_json::Value = serde_json::from_str(&stdout(&ours)).expect("our json");
+            assert_eq!(
+                a,
+                b,
+                "{what}:\ndocker-compose:\n{}\nberth:\n{}",
+                stdout(&theirs),
+                stdout(&ours)
+            );
+        }
     }
 }
 
@@ -808,4 +813,174 @@ fn progress_in_a_terminal_is_composes_block() {
     assert!(text.contains("✔\x1b[0m Container tty-a-1"), "{text:?}");
     assert!(text.contains("Started"), "{text:?}");
     assert!(text.contains("Removed"), "{text:?}");
+}
+
+/// `config --no-interpolate`: the model as written — variables (even a required one that is
+/// unset, which `config` refuses) stay, no warnings for unset ones, `$$` as written, every
+/// profile's services, and the literal values next to them in their long forms.
+#[test]
+fn config_no_interpolate_keeps_variables_as_written() {
+    let (_tmp, dir) = project_dir("noint");
+    write(
+        &dir,
+        "compose.yaml",
+        r#"services:
+  app:
+    image: "busybox:${TAG:?TAG must be set}"
+    command: echo $$HOME ${UNSET_MSG}
+    ports: ["8080:80"]
+    volumes: ["${SRC:-./src}:/src"]
+  debug:
+    image: busybox
+    profiles: [debug]
+"#,
+    );
+    let out = compose(&dir, &["config"]);
+    assert_ne!(code(&out), 0);
+    assert!(stderr(&out).contains("TAG must be set"), "{}", stderr(&out));
+
+    let out = compose(&dir, &["config", "--no-interpolate", "--format", "json"]);
+    assert_success("config --no-interpolate", &out);
+    assert!(
+        !stderr(&out).contains("variable is not set"),
+        "{}",
+        stderr(&out)
+    );
+    let m: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let app = &m["services"]["app"];
+    assert_eq!(app["image"], "busybox:${TAG:?TAG must be set}");
+    assert_eq!(app["command"], "echo $$HOME ${UNSET_MSG}");
+    assert_eq!(
+        app["ports"][0],
+        serde_json::json!({"mode": "ingress", "protocol": "tcp", "published": "8080", "target": 80})
+    );
+    assert_eq!(app["volumes"][0]["source"], "${SRC:-./src}");
+    assert_eq!(app["volumes"][0]["target"], "/src");
+    assert_eq!(m["services"]["debug"]["profiles"][0], "debug");
+    assert_eq!(m["networks"]["default"]["name"], "noint_default");
+
+    // YAML too, keys in order as compose prints its model.
+    let out = compose(&dir, &["config", "--no-interpolate"]);
+    assert_success("config --no-interpolate (yaml)", &out);
+    let y = stdout(&out);
+    assert!(y.starts_with("name: noint\nnetworks:\n"), "{y}");
+    assert!(y.contains("image: busybox:${TAG:?TAG must be set}"), "{y}");
+}
+
+/// `compose restart SERVICE` restarts, after it, the services that depend on it with
+/// `restart: true` (transitively), not those whose `depends_on` does not say so;
+/// `--no-deps` restarts only the named service.
+#[test]
+fn restart_of_a_dependency_restarts_its_restart_true_dependents() {
+    let d = TestDaemon::start();
+    let (_tmp, dir) = project_dir("rst");
+    write(
+        &dir,
+        "compose.yaml",
+        r#"x-svc: &svc
+  image: busybox
+  command: sleep 1000
+  stop_signal: SIGKILL
+services:
+  db:
+    <<: *svc
+  api:
+    <<: *svc
+    depends_on:
+      db: {condition: service_started, restart: true}
+  web:
+    <<: *svc
+    depends_on:
+      api: {condition: service_started, restart: true}
+  side:
+    <<: *svc
+    depends_on: [db]
+"#,
+    );
+    let out = compose_in(&d, &dir, &["up", "-d"]);
+    assert_success("up -d", &out);
+    let started = |s: &str| {
+        let v = d.inspect(&format!("rst-{s}-1"));
+        assert_eq!(v["State"]["Running"], true, "{s}");
+        v["State"]["StartedAt"].as_str().unwrap_or("").to_string()
+    };
+    let snapshot = || -> Vec<String> { ["db", "api", "web", "side"].map(started).to_vec() };
+    let before = snapshot();
+    let out = compose_in(&d, &dir, &["restart", "db"]);
+    assert_success("restart db", &out);
+    let err = stderr(&out);
+    for s in ["db", "api", "web"] {
+        assert!(
+            err.contains(&format!("Container rst-{s}-1  Started")),
+            "{err}"
+        );
+    }
+    let after = snapshot();
+    assert_ne!(before[0], after[0], "db restarted");
+    assert_ne!(before[1], after[1], "api (restart: true on db) restarted");
+    assert_ne!(before[2], after[2], "web (restart: true on api) restarted");
+    assert_eq!(before[3], after[3], "side (no restart: true) left alone");
+
+    let out = compose_in(&d, &dir, &["restart", "--no-deps", "db"]);
+    assert_success("restart --no-deps db", &out);
+    let last = snapshot();
+    assert_ne!(after[0], last[0], "db restarted");
+    assert_eq!(after[1..], last[1..], "--no-deps: only db");
+
+    let out = compose_in(&d, &dir, &["down"]);
+    assert_success("down", &out);
+}
+
+/// Attached `up`: the named services only; `--attach-dependencies` adds what they depend
+/// on; `--attach` picks, `--no-attach` leaves out.
+#[test]
+fn up_attach_dependencies_attach_and_no_attach() {
+    let d = TestDaemon::start();
+    let (_tmp, dir) = project_dir("att2");
+    write(
+        &dir,
+        "compose.yaml",
+        r#"services:
+  dep:
+    image: busybox
+    command: echo from-dep
+  app:
+    image: busybox
+    command: sh -c "sleep 0.5; echo from-app"
+    depends_on: [dep]
+"#,
+    );
+    let up = |args: &[&str]| {
+        let mut a = vec!["up"];
+        a.extend_from_slice(args);
+        let out = compose_in(&d, &dir, &a);
+        assert_success(&format!("up {args:?}"), &out);
+        stdout(&out)
+    };
+    let so = up(&["app"]);
+    assert!(so.contains("| from-app"), "{so}");
+    assert!(!so.contains("from-dep"), "{so}");
+
+    let so = up(&["--attach-dependencies", "app"]);
+    assert!(so.contains("| from-app"), "{so}");
+    assert!(so.contains("| from-dep"), "{so}");
+    assert!(so.contains("dep-1 exited with code 0"), "{so}");
+
+    let so = up(&["--no-attach", "dep"]);
+    assert!(so.contains("| from-app"), "{so}");
+    assert!(!so.contains("from-dep"), "{so}");
+
+    let so = up(&["--attach", "dep"]);
+    assert!(so.contains("| from-dep"), "{so}");
+    assert!(!so.contains("from-app"), "{so}");
+
+    let out = compose_in(
+        &d,
+        &dir,
+        &["up", "--attach", "dep", "--attach-dependencies"],
+    );
+    assert_ne!(code(&out), 0);
+    assert!(stderr(&out).contains("incompatible"), "{}", stderr(&out));
+    let out = compose_in(&d, &dir, &["down"]);
+    assert_success("down", &out);
 }

@@ -78,6 +78,7 @@ pub fn apply(
             profiles: opts.profiles.clone(),
             environ: opts.environ.clone(),
             cwd: base.to_path_buf(),
+            no_interpolate: opts.no_interpolate,
         })?;
         for kind in ["services", "networks", "volumes", "secrets", "configs"] {
             let Some(theirs) = sub.model[kind].as_object() else {

@@ -8,6 +8,7 @@ pub mod include;
 pub mod interp;
 pub mod load;
 pub mod merge;
+pub mod model;
 
 pub use load::{load_project, Options, Project};
 

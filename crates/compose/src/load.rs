@@ -8,6 +8,9 @@ use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+/// The variables to interpolate with, or none (`--no-interpolate`).
+type Interpolation<'a> = Option<&'a dyn Fn(&str) -> Option<String>>;
+
 /// What the command line says (`-f`, `-p`, `--env-file`, `--profile`, `--project-directory`).
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -20,6 +23,8 @@ pub struct Options {
     pub environ: HashMap<String, String>,
     /// Where to look for the default files when `files` is empty.
     pub cwd: PathBuf,
+    /// `config --no-interpolate`: the model as written (see `model::uninterpolated`).
+    pub no_interpolate: bool,
 }
 
 /// The resolved project.
@@ -269,12 +274,13 @@ pub fn load_project(opts: &Options) -> Result<Project, Error> {
     let mut env = dotenv_vars;
     env.extend(opts.environ.clone());
     let lookup = |k: &str| env.get(k).cloned();
+    let interpolation: Interpolation<'_> = (!opts.no_interpolate).then_some(&lookup);
 
     let mut warnings = Vec::new();
     let mut doc = Value::Object(Map::new());
     let mut includes: Vec<(PathBuf, Value)> = Vec::new();
     for f in &files {
-        let mut d = read_document(f, &lookup, &mut warnings)?;
+        let mut d = read_document(f, interpolation, &mut warnings)?;
         if let Some(inc) = d.as_object_mut().and_then(|o| o.remove("include")) {
             let base = f.parent().unwrap_or(&working_dir).to_path_buf();
             includes.push((base, inc));
@@ -285,7 +291,7 @@ pub fn load_project(opts: &Options) -> Result<Project, Error> {
         return Err(Error::Invalid("no service selected".into()));
     }
     validate_keys(&doc)?;
-    resolve_extends(&mut doc, &working_dir, &lookup, &mut warnings)?;
+    resolve_extends(&mut doc, &working_dir, interpolation, &mut warnings)?;
 
     let name = opts
         .project_name
@@ -312,7 +318,11 @@ pub fn load_project(opts: &Options) -> Result<Project, Error> {
     for (base, inc) in &includes {
         crate::include::apply(&mut doc, base, inc, &name, opts)?;
     }
-    let model = normalize(doc, &name, &working_dir, &profiles, &lookup)?;
+    let model = if opts.no_interpolate {
+        crate::model::uninterpolated(&doc, &name, &working_dir)
+    } else {
+        normalize(doc, &name, &working_dir, &profiles, &lookup)?
+    };
     let project = Project {
         name,
         working_dir,
@@ -325,7 +335,7 @@ pub fn load_project(opts: &Options) -> Result<Project, Error> {
     Ok(project)
 }
 
-fn absolute(cwd: &Path, p: &Path) -> PathBuf {
+pub(crate) fn absolute(cwd: &Path, p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
@@ -380,11 +390,11 @@ fn find_files(opts: &Options) -> Result<Vec<PathBuf>, Error> {
 /// One file: YAML (anchors, merge keys) → JSON → interpolated.
 fn read_document(
     path: &Path,
-    lookup: &dyn Fn(&str) -> Option<String>,
+    lookup: Interpolation<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Value, Error> {
     let text = std::fs::read_to_string(path).map_err(io_err(path))?;
-    parse_yaml(&text, &path.display().to_string(), lookup, warnings)
+    parse_yaml_as(&text, &path.display().to_string(), lookup, warnings)
 }
 
 /// Parse a compose document from text (exposed for tests).
@@ -392,6 +402,16 @@ pub fn parse_yaml(
     text: &str,
     name: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
+    warnings: &mut Vec<String>,
+) -> Result<Value, Error> {
+    parse_yaml_as(text, name, Some(lookup), warnings)
+}
+
+/// Parse a compose document, interpolated with `lookup` if there is one.
+fn parse_yaml_as(
+    text: &str,
+    name: &str,
+    lookup: Interpolation<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Value, Error> {
     let mut y: serde_norway::Value = serde_norway::from_str(text).map_err(|e| Error::Yaml {
@@ -423,6 +443,9 @@ pub fn parse_yaml(
         }
         // Top-level extension fields (x-…) stay (compose prints them); a service's do not.
     }
+    let Some(lookup) = lookup else {
+        return Ok(v);
+    };
     interp::take_unset();
     interpolate_values(&mut v, lookup, "")?;
     for name in interp::take_unset() {
@@ -532,7 +555,7 @@ fn validate_keys(doc: &Value) -> Result<(), Error> {
 fn resolve_extends(
     doc: &mut Value,
     dir: &Path,
-    lookup: &dyn Fn(&str) -> Option<String>,
+    lookup: Interpolation<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<(), Error> {
     let names: Vec<String> = doc["services"]
@@ -551,7 +574,7 @@ fn extended(
     doc: &Value,
     name: &str,
     dir: &Path,
-    lookup: &dyn Fn(&str) -> Option<String>,
+    lookup: Interpolation<'_>,
     warnings: &mut Vec<String>,
     seen: &mut Vec<String>,
 ) -> Result<Value, Error> {
@@ -1181,7 +1204,7 @@ fn byte_size(v: &Value) -> Option<i64> {
         .map(|n| (n * mult as f64) as i64)
 }
 
-fn scalar_string(v: &Value) -> String {
+pub(crate) fn scalar_string(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -1189,7 +1212,7 @@ fn scalar_string(v: &Value) -> String {
     }
 }
 
-fn clean(p: &Path) -> PathBuf {
+pub(crate) fn clean(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in p.components() {
         match c {
@@ -1203,7 +1226,7 @@ fn clean(p: &Path) -> PathBuf {
     out
 }
 
-fn resolve_host_path(src: &str, dir: &Path) -> String {
+pub(crate) fn resolve_host_path(src: &str, dir: &Path) -> String {
     if let Some(rest) = src.strip_prefix("~/") {
         if let Some(home) = std::env::var_os("HOME") {
             return Path::new(&home).join(rest).display().to_string();
@@ -1213,7 +1236,7 @@ fn resolve_host_path(src: &str, dir: &Path) -> String {
 }
 
 /// A short-syntax volume: `[source:]target[:mode]`.
-fn parse_volume(s: &str, dir: &Path) -> Value {
+pub(crate) fn parse_volume(s: &str, dir: &Path) -> Value {
     let parts: Vec<&str> = s.split(':').collect();
     let (src, target, mode) = match parts.len() {
         1 => (None, parts[0], None),

@@ -57,7 +57,20 @@ pub fn merge_service(base: &mut Value, over: &Value) {
                 for (kk, vv) in to_map(v) {
                     m.insert(kk, vv);
                 }
-                *existing = Value::Object(m);
+                *existing = if k == "environment" || k == "labels" {
+                    // Merged, compose writes them as a `KEY=value` list ordered by key.
+                    Value::Array(
+                        m.into_iter()
+                            .map(|(kk, vv)| match vv {
+                                Value::Null => Value::String(kk),
+                                Value::String(s) => Value::String(format!("{kk}={s}")),
+                                other => Value::String(format!("{kk}={other}")),
+                            })
+                            .collect(),
+                    )
+                } else {
+                    Value::Object(m)
+                };
             }
             "ports" => merge_by(existing, v, |p| p.to_string()),
             "volumes" => merge_by(existing, v, |vol| match vol {
@@ -162,7 +175,8 @@ mod tests {
         let w = &a["services"]["web"];
         assert_eq!(w["image"], "b");
         assert_eq!(w["command"], json!(["y"]));
-        assert_eq!(w["environment"], json!({"A": "1", "B": "3"}));
+        // Merged, the environment is compose's `KEY=value` list, ordered by key.
+        assert_eq!(w["environment"], json!(["A=1", "B=3"]));
         assert_eq!(w["cap_add"], json!(["NET_ADMIN", "SYS_TIME"]));
         assert_eq!(w["volumes"], json!(["e:/data", "/x"]));
         assert_eq!(a["services"]["db"]["image"], "db");

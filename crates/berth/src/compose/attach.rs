@@ -24,6 +24,9 @@ pub struct AttachOptions {
     /// Services whose exit is expected (a `service_completed_successfully` dependency):
     /// they do not abort the project.
     pub expected_exits: Vec<String>,
+    /// The containers of this `up` that are not attached (`--no-attach`, `attach: false`,
+    /// dependencies): not followed, but stopped with the others.
+    pub unattached: Vec<Running>,
 }
 
 pub async fn attached(
@@ -80,7 +83,7 @@ pub async fn attached(
                 if abort && from_this && !expected {
                     result = code;
                     println!("Aborting on container exit...");
-                    stop_all(client, &running, o.timeout).await?;
+                    stop_all(client, &running, &o.unattached, o.timeout).await?;
                     // Let the other streams drain their last lines.
                     let _ = tokio::time::timeout(Duration::from_secs(2), async {
                         while exited.iter().any(|e| !e) {
@@ -99,9 +102,9 @@ pub async fn attached(
             _ = tokio::signal::ctrl_c() => {
                 eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
                 tokio::select! {
-                    r = stop_all(client, &running, o.timeout) => r?,
+                    r = stop_all(client, &running, &o.unattached, o.timeout) => r?,
                     _ = tokio::signal::ctrl_c() => {
-                        for r in &running {
+                        for r in running.iter().chain(&o.unattached) {
                             let _ = client.container_kill(&r.id, None).await;
                         }
                     }
@@ -116,11 +119,12 @@ pub async fn attached(
 async fn stop_all(
     client: &Client,
     running: &[Running],
+    unattached: &[Running],
     timeout: Option<i64>,
 ) -> anyhow::Result<()> {
     let progress = Progress::new("Stopping");
     let mut set = tokio::task::JoinSet::new();
-    for r in running.iter().rev() {
+    for r in running.iter().chain(unattached).rev() {
         let (client, r, progress) = (client.clone(), r.clone(), progress.clone());
         set.spawn(async move {
             progress.working("Container", &r.name, "Stopping");

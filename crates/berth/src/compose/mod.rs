@@ -2,6 +2,7 @@
 
 mod attach;
 mod build;
+mod down;
 mod engine;
 mod logs;
 mod ops;
@@ -72,7 +73,7 @@ pub enum ComposeCommand {
     /// Stop services
     Stop(StopArgs),
     /// Restart service containers
-    Restart(StopArgs),
+    Restart(RestartArgs),
     /// Force stop service containers
     Kill(KillArgs),
     /// Removes stopped service containers
@@ -172,6 +173,15 @@ pub struct UpArgs {
     /// Pull image before running ("always"|"missing"|"never")
     #[arg(long, default_value = "missing")]
     pub pull: String,
+    /// Restrict attaching to the specified services. Incompatible with --attach-dependencies.
+    #[arg(long)]
+    pub attach: Vec<String>,
+    /// Automatically attach to log output of dependent services
+    #[arg(long)]
+    pub attach_dependencies: bool,
+    /// Do not attach (stream logs) to the specified services
+    #[arg(long)]
+    pub no_attach: Vec<String>,
     /// Services
     pub services: Vec<String>,
 }
@@ -293,6 +303,17 @@ pub struct StopArgs {
     /// Specify a shutdown timeout in seconds
     #[arg(short = 't', long)]
     pub timeout: Option<i64>,
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// Specify a shutdown timeout in seconds
+    #[arg(short = 't', long)]
+    pub timeout: Option<i64>,
+    /// Don't restart dependent services
+    #[arg(long)]
+    pub no_deps: bool,
     pub services: Vec<String>,
 }
 
@@ -464,6 +485,9 @@ pub struct ConfigArgs {
     /// Don't check model consistency - warning: may produce invalid Compose output
     #[arg(long)]
     pub no_consistency: bool,
+    /// Don't interpolate environment variables
+    #[arg(long)]
+    pub no_interpolate: bool,
     /// Only validate the configuration, don't print anything.
     #[arg(short, long)]
     pub quiet: bool,
@@ -502,7 +526,8 @@ pub fn run(host: &str, a: ComposeArgs) -> anyhow::Result<i32> {
         let c = berth_api::Client::new(host)?;
         return rt.block_on(ops::ls(&c, l.all, l.quiet, &l.format));
     }
-    let project = Arc::new(load(&a)?);
+    let no_interpolate = matches!(&a.command, ComposeCommand::Config(c) if c.no_interpolate);
+    let project = Arc::new(load(&a, no_interpolate)?);
     if let ComposeCommand::Config(c) = a.command {
         return config(&project, c);
     }
@@ -527,10 +552,10 @@ pub fn run(host: &str, a: ComposeArgs) -> anyhow::Result<i32> {
                 Ok(0)
             }
             ComposeCommand::Down(d) => {
-                up::down(
+                down::down(
                     &c,
                     p,
-                    &up::DownOptions {
+                    &down::DownOptions {
                         volumes: d.volumes,
                         rmi: d.rmi,
                         remove_orphans: d.remove_orphans,
@@ -612,7 +637,9 @@ pub fn run(host: &str, a: ComposeArgs) -> anyhow::Result<i32> {
             }
             ComposeCommand::Start(s) => ops::start(&c, p, &s.services).await,
             ComposeCommand::Stop(s) => ops::stop(&c, p, &s.services, s.timeout).await,
-            ComposeCommand::Restart(s) => ops::restart(&c, p, &s.services, s.timeout).await,
+            ComposeCommand::Restart(s) => {
+                ops::restart(&c, p, &s.services, s.timeout, s.no_deps).await
+            }
             ComposeCommand::Kill(k) => ops::kill(&c, p, &k.services, &k.signal).await,
             ComposeCommand::Rm(r) => {
                 ops::rm(
@@ -715,6 +742,13 @@ async fn up_cmd(c: &berth_api::Client, p: &Arc<Project>, u: UpArgs) -> anyhow::R
     if let Some(s) = &u.exit_code_from {
         anyhow::ensure!(p.model["services"].get(s).is_some(), "no such service: {s}");
     }
+    anyhow::ensure!(
+        u.attach.is_empty() || !u.attach_dependencies,
+        "--attach and --attach-dependencies are incompatible"
+    );
+    for s in u.attach.iter().chain(&u.no_attach) {
+        anyhow::ensure!(p.model["services"].get(s).is_some(), "no such service: {s}");
+    }
     let o = up::UpOptions {
         services: u.services.clone(),
         no_deps: u.no_deps,
@@ -744,12 +778,7 @@ async fn up_cmd(c: &berth_api::Client, p: &Arc<Project>, u: UpArgs) -> anyhow::R
     if u.detach || u.no_start {
         return Ok(0);
     }
-    // Attached: the selected services (or all), not what they only depend on.
-    let shown: Vec<up::Running> = running
-        .into_iter()
-        .filter(|r| u.services.is_empty() || u.services.contains(&r.service))
-        .filter(|r| p.model["services"][&r.service]["attach"].as_bool() != Some(false))
-        .collect();
+    let (shown, unattached) = attach_selection(p, &u, running)?;
     attach::attached(
         c,
         &p.name,
@@ -763,9 +792,36 @@ async fn up_cmd(c: &berth_api::Client, p: &Arc<Project>, u: UpArgs) -> anyhow::R
             timeout: u.timeout,
             since: Some(format!("{}.{:09}", began.as_secs(), began.subsec_nanos())),
             expected_exits: completion_dependencies(p),
+            unattached,
         },
     )
     .await
+}
+
+/// Which of `up`'s containers an attached `up` follows, and the rest: `--attach` services
+/// if given; else the named services (all when none) — with `--attach-dependencies` what
+/// they depend on too — that do not say `attach: false`; less `--no-attach` ones.
+fn attach_selection(
+    p: &Project,
+    u: &UpArgs,
+    running: Vec<up::Running>,
+) -> anyhow::Result<(Vec<up::Running>, Vec<up::Running>)> {
+    for s in &u.attach {
+        anyhow::ensure!(
+            running.iter().any(|r| &r.service == s),
+            "cannot attach to services not included in up: {s}"
+        );
+    }
+    let attached = |r: &up::Running| {
+        let wanted = if u.attach.is_empty() {
+            (u.services.is_empty() || u.attach_dependencies || u.services.contains(&r.service))
+                && p.model["services"][&r.service]["attach"].as_bool() != Some(false)
+        } else {
+            u.attach.contains(&r.service)
+        };
+        wanted && !u.no_attach.contains(&r.service)
+    };
+    Ok(running.into_iter().partition(|r| attached(r)))
 }
 
 /// Services another one waits on with `service_completed_successfully`.
@@ -855,7 +911,7 @@ fn version(v: &VersionArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn load(a: &ComposeArgs) -> anyhow::Result<Project> {
+fn load(a: &ComposeArgs, no_interpolate: bool) -> anyhow::Result<Project> {
     let opts = Options {
         files: a.file.clone(),
         project_name: a.project_name.clone(),
@@ -864,6 +920,7 @@ fn load(a: &ComposeArgs) -> anyhow::Result<Project> {
         profiles: a.profile.clone(),
         environ: std::env::vars().collect(),
         cwd: std::env::current_dir().context("the current directory")?,
+        no_interpolate,
     };
     let p = load_project(&opts)?;
     for w in &p.warnings {
@@ -913,8 +970,11 @@ fn config(p: &Project, c: ConfigArgs) -> anyhow::Result<i32> {
         }
     } else {
         let mut model = p.model.clone();
-        // The printed model can be loaded again: literal `$` are written `$$`, as compose does.
-        escape_dollars(&mut model);
+        // The printed model can be loaded again: literal `$` are written `$$`, as compose
+        // does (uninterpolated, every `$` is as written).
+        if !c.no_interpolate {
+            escape_dollars(&mut model);
+        }
         if !c.service_names.is_empty() {
             if let Some(s) = model["services"].as_object_mut() {
                 for n in &c.service_names {

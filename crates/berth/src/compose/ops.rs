@@ -1,7 +1,7 @@
 //! Commands on the containers a project already has: `start`, `stop`, `restart`, `kill`,
 //! `rm`, `pause`, `unpause`, and the listings `ps`, `ls`, `images`, `top`, `port`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use berth_api::{Client, Query};
 use berth_compose::Project;
@@ -85,18 +85,84 @@ pub async fn stop(
     Ok(0)
 }
 
+/// `compose restart`: the named services (all when none) and — unless `no_deps` — every
+/// service that depends on one of them with `restart: true`, in dependency order (each
+/// waiting for its `restart: true` dependencies' conditions), as Docker Compose does.
 pub async fn restart(
     client: &Client,
     p: &Project,
     services: &[String],
     timeout: Option<i64>,
+    no_deps: bool,
 ) -> anyhow::Result<i32> {
+    for s in services {
+        anyhow::ensure!(p.model["services"].get(s).is_some(), "no such service: {s}");
+    }
     let progress = Progress::new("Restarting");
-    for c in targets(client, p, services, false, false).await? {
-        let name = engine::name_of(&c);
-        progress.working("Container", name, "Restarting");
-        client.container_restart(id(&c), None, timeout).await?;
-        progress.done("Container", name, "Started");
+    // Only `restart: true` edges matter here.
+    let restart_deps = |s: &str| -> Vec<String> {
+        p.model["services"][s]["depends_on"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, v)| v["restart"].as_bool() == Some(true))
+                    .map(|(d, _)| d.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let order = p.start_order()?;
+    let mut selected: Vec<String> = if services.is_empty() {
+        order.clone()
+    } else {
+        services.to_vec()
+    };
+    if !services.is_empty() && !no_deps {
+        // Dependents, transitively: `order` has dependencies first, so one pass suffices.
+        for s in &order {
+            if !selected.contains(s) && restart_deps(s).iter().any(|d| selected.contains(d)) {
+                selected.push(s.clone());
+            }
+        }
+    }
+    let all = targets(client, p, &[], false, false).await?;
+    // Each service's depth among the selected along `restart: true` edges: one level at a
+    // time, the services of a level side by side.
+    let mut level: HashMap<&str, usize> = HashMap::new();
+    for s in order.iter().filter(|s| selected.contains(s)) {
+        let l = restart_deps(s)
+            .iter()
+            .filter_map(|d| level.get(d.as_str()).map(|l| l + 1))
+            .max()
+            .unwrap_or(0);
+        level.insert(s.as_str(), l);
+    }
+    let depth = level.values().copied().max().map_or(0, |m| m + 1);
+    for l in 0..depth {
+        let now: Vec<&str> = order
+            .iter()
+            .map(String::as_str)
+            .filter(|s| level.get(s) == Some(&l))
+            .collect();
+        futures_util::future::try_join_all(now.iter().map(|s| async {
+            for d in restart_deps(s).iter().filter(|d| selected.contains(d)) {
+                let cond = p.model["services"][*s]["depends_on"][d]["condition"]
+                    .as_str()
+                    .unwrap_or("service_started");
+                super::up::wait_condition(client, p, d, cond, &progress).await?;
+            }
+            let mine = all.iter().filter(|c| engine::service_of(c) == *s);
+            futures_util::future::try_join_all(mine.map(|c| async {
+                let name = engine::name_of(c);
+                progress.working("Container", name, "Restarting");
+                client.container_restart(id(c), None, timeout).await?;
+                progress.done("Container", name, "Started");
+                anyhow::Ok(())
+            }))
+            .await?;
+            anyhow::Ok(())
+        }))
+        .await?;
     }
     Ok(0)
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use berth_api::{Body, Client, Method, Query};
 use berth_compose::Project;
+use futures_util::future::{try_join3, try_join_all};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
@@ -92,7 +93,7 @@ pub fn selection(p: &Project, services: &[String], no_deps: bool) -> anyhow::Res
 }
 
 /// Containers labelled for the project whose service is no longer in the model.
-fn orphans(p: &Project, all: &[Value]) -> Vec<Value> {
+pub(super) fn orphans(p: &Project, all: &[Value]) -> Vec<Value> {
     all.iter()
         .filter(|c| {
             c["Labels"][spec::LABEL_ONEOFF].as_str() != Some("True")
@@ -130,43 +131,61 @@ pub async fn converge(
             nets.extend(m.keys().cloned());
         }
     }
-    for key in &nets {
-        ensure_network(client, p, key, progress).await?;
-    }
-    if let Some(vols) = p.model["volumes"].as_object() {
-        for key in vols.keys() {
-            ensure_volume(client, p, key, progress).await?;
-        }
-    }
-    for s in &selected {
-        ensure_image(client, p, s, o, progress).await?;
-    }
+    let vols: Vec<String> = p.model["volumes"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    // Networks, volumes and images do not depend on each other: all of them side by side.
+    try_join3(
+        try_join_all(nets.iter().map(|k| ensure_network(client, p, k, progress))),
+        try_join_all(vols.iter().map(|k| ensure_volume(client, p, k, progress))),
+        ensure_images(client, p, &selected, o, progress),
+    )
+    .await?;
 
-    // One task per service; each waits for its dependencies' tasks (and conditions). Local
-    // tasks: the image progress writers they may use are not `Send`.
+    // One task per service. Its containers are created once its dependencies' are, and
+    // started once theirs have started (and met their conditions) — as compose's create and
+    // start phases, without a barrier between them. Local tasks: the image progress writers
+    // they may use are not `Send`.
     let local = tokio::task::LocalSet::new();
     let (running, first_err) = local
         .run_until(async {
-            let mut done: HashMap<String, watch::Receiver<Option<bool>>> = HashMap::new();
+            let mut created: HashMap<String, watch::Receiver<Option<bool>>> = HashMap::new();
+            let mut started: HashMap<String, watch::Receiver<Option<bool>>> = HashMap::new();
             let mut tasks = tokio::task::JoinSet::new();
             for s in &selected {
-                let (tx, rx) = watch::channel(None);
-                let deps: Vec<(String, String, watch::Receiver<Option<bool>>)> = p.model
-                    ["services"][s]["depends_on"]
+                let (created_tx, created_rx) = watch::channel(None);
+                let (started_tx, started_rx) = watch::channel(None);
+                let deps: Vec<Dependency> = p.model["services"][s]["depends_on"]
                     .as_object()
                     .map(|m| {
                         m.iter()
                             .filter_map(|(d, v)| {
-                                let cond = v["condition"]
-                                    .as_str()
-                                    .unwrap_or("service_started")
-                                    .to_string();
-                                done.get(d).map(|rx| (d.clone(), cond, rx.clone()))
+                                Some(Dependency {
+                                    service: d.clone(),
+                                    condition: v["condition"]
+                                        .as_str()
+                                        .unwrap_or("service_started")
+                                        .to_string(),
+                                    created: created.get(d)?.clone(),
+                                    started: started.get(d)?.clone(),
+                                })
                             })
                             .collect()
                     })
                     .unwrap_or_default();
-                done.insert(s.clone(), rx);
+                created.insert(s.clone(), created_rx);
+                started.insert(s.clone(), started_rx);
+                // The containers listed at the start are the service's: only this task
+                // changes them.
+                let existing: Vec<Value> = all
+                    .iter()
+                    .filter(|c| {
+                        engine::service_of(c) == s
+                            && c["Labels"][spec::LABEL_ONEOFF].as_str() != Some("True")
+                    })
+                    .cloned()
+                    .collect();
                 let (client, p, o, progress, s) = (
                     client.clone(),
                     p.clone(),
@@ -176,20 +195,32 @@ pub async fn converge(
                 );
                 tasks.spawn_local(async move {
                     let r = async {
-                        for (d, cond, mut rx) in deps {
-                            let ok = rx.wait_for(Option::is_some).await.map(|v| *v == Some(true));
-                            anyhow::ensure!(
-                                ok.unwrap_or(false),
-                                "dependency {d:?} of {s:?} failed"
-                            );
-                            if o.start {
-                                wait_condition(&client, &p, &d, &cond, &progress).await?;
-                            }
+                        for d in &deps {
+                            d.wait(&s, &d.created).await?;
                         }
-                        converge_service(&client, &p, &s, &o, &progress).await
+                        let made = prepare_service(&client, &p, &s, &o, &progress, existing).await;
+                        let _ = created_tx.send(Some(made.is_ok()));
+                        let made = made?;
+                        if !o.start {
+                            return Ok(made.into_iter().map(|m| m.running).collect());
+                        }
+                        for d in &deps {
+                            d.wait(&s, &d.started).await?;
+                            wait_condition(&client, &p, &d.service, &d.condition, &progress)
+                                .await?;
+                        }
+                        start_service(&client, made, &progress).await
                     }
                     .await;
-                    let _ = tx.send(Some(r.is_ok()));
+                    // A task that failed before creating releases its dependents too.
+                    created_tx.send_if_modified(|v| {
+                        let unset = v.is_none();
+                        if unset {
+                            *v = Some(false);
+                        }
+                        unset
+                    });
+                    let _ = started_tx.send(Some(r.is_ok()));
                     r
                 });
             }
@@ -222,8 +253,58 @@ pub async fn converge(
     Ok(running)
 }
 
+/// A `depends_on` entry as a service's task sees it: the dependency's progress signals.
+struct Dependency {
+    service: String,
+    condition: String,
+    created: watch::Receiver<Option<bool>>,
+    started: watch::Receiver<Option<bool>>,
+}
+
+impl Dependency {
+    /// Wait until the dependency's task passed a stage (`created` or `started`).
+    async fn wait(&self, of: &str, stage: &watch::Receiver<Option<bool>>) -> anyhow::Result<()> {
+        let mut rx = stage.clone();
+        let ok = rx.wait_for(Option::is_some).await.map(|v| *v == Some(true));
+        anyhow::ensure!(
+            ok.unwrap_or(false),
+            "dependency {:?} of {of:?} failed",
+            self.service
+        );
+        Ok(())
+    }
+}
+
+/// The selected services' images: each distinct image checked (and pulled if needed) once,
+/// side by side; services with a `build` built one after the other.
+async fn ensure_images(
+    client: &Client,
+    p: &Project,
+    selected: &[String],
+    o: &UpOptions,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let mut distinct = BTreeSet::new();
+    let mut pulled = Vec::new();
+    for s in selected {
+        let svc = &p.model["services"][s];
+        if svc["build"].is_object() && o.build != BuildPolicy::Never {
+            ensure_image(client, p, s, o, progress).await?;
+        } else if distinct.insert((spec::image_name(p, s), svc["pull_policy"].to_string())) {
+            pulled.push(s);
+        }
+    }
+    try_join_all(
+        pulled
+            .into_iter()
+            .map(|s| ensure_image(client, p, s, o, progress)),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Wait for a dependency's `depends_on` condition.
-async fn wait_condition(
+pub(super) async fn wait_condition(
     client: &Client,
     p: &Project,
     dep: &str,
@@ -286,15 +367,22 @@ async fn wait_condition(
     Ok(())
 }
 
-/// One service's containers: scale down, recreate what diverged, create what is missing,
-/// start what is stopped.
-async fn converge_service(
+/// A container of a service, created (or found) and not yet started.
+struct Prepared {
+    running: Running,
+    was_running: bool,
+}
+
+/// One service's containers: scale down, recreate what diverged, create what is missing.
+/// `existing`: the service's containers, by number.
+async fn prepare_service(
     client: &Client,
     p: &Project,
     service: &str,
     o: &UpOptions,
     progress: &Progress,
-) -> anyhow::Result<Vec<Running>> {
+    existing: Vec<Value>,
+) -> anyhow::Result<Vec<Prepared>> {
     let mut want = o
         .scale
         .get(service)
@@ -305,7 +393,6 @@ async fn converge_service(
         want = 1;
     }
     let hash = p.config_hash(service).unwrap_or_default();
-    let existing = engine::service_containers(client, &p.name, service).await?;
     let tty = p.model["services"][service]["tty"].as_bool() == Some(true);
     for c in &existing {
         if engine::number_of(c) > want {
@@ -319,7 +406,7 @@ async fn converge_service(
         let diverged = current.is_some_and(|c| {
             o.force_recreate || c["Labels"][spec::LABEL_HASH].as_str() != Some(hash.as_str())
         });
-        let (id, running) = match current {
+        let (id, was_running) = match current {
             Some(c) if !diverged || o.no_recreate => (
                 c["Id"].as_str().unwrap_or("").to_string(),
                 c["State"].as_str() == Some("running"),
@@ -342,24 +429,40 @@ async fn converge_service(
                 (id, false)
             }
         };
-        if o.start {
-            if running {
-                progress.done("Container", &name, "Running");
-            } else {
-                progress.working("Container", &name, "Starting");
-                if let Err(e) = client.container_start(&id, None).await {
-                    progress.failed("Container", &name, "Error");
-                    return Err(anyhow::Error::new(e).context(format!("starting {name}")));
-                }
-                progress.done("Container", &name, "Started");
-            }
-        }
-        out.push(Running {
-            service: service.to_string(),
-            name,
-            id,
-            tty,
+        out.push(Prepared {
+            running: Running {
+                service: service.to_string(),
+                name,
+                id,
+                tty,
+            },
+            was_running,
         });
+    }
+    Ok(out)
+}
+
+/// Start what `prepare_service` left stopped, one container after the other (replicas in
+/// order, as compose numbers them).
+async fn start_service(
+    client: &Client,
+    made: Vec<Prepared>,
+    progress: &Progress,
+) -> anyhow::Result<Vec<Running>> {
+    let mut out = Vec::new();
+    for m in made {
+        let name = &m.running.name;
+        if m.was_running {
+            progress.done("Container", name, "Running");
+        } else {
+            progress.working("Container", name, "Starting");
+            if let Err(e) = client.container_start(&m.running.id, None).await {
+                progress.failed("Container", name, "Error");
+                return Err(anyhow::Error::new(e).context(format!("starting {name}")));
+            }
+            progress.done("Container", name, "Started");
+        }
+        out.push(m.running);
     }
     Ok(out)
 }
@@ -550,168 +653,6 @@ pub async fn remove_container(
     }
     progress.done("Container", name, "Removed");
     Ok(())
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct DownOptions {
-    pub volumes: bool,
-    pub rmi: Option<String>,
-    pub remove_orphans: bool,
-    pub timeout: Option<i64>,
-    pub services: Vec<String>,
-}
-
-/// `compose down`: containers in reverse dependency order (each level in parallel), then
-/// the networks, then (with `-v`) the project's named volumes — never external ones, never
-/// another project's — and (with `--rmi`) the images.
-pub async fn down(client: &Client, p: &Project, o: &DownOptions) -> anyhow::Result<i32> {
-    let progress = Progress::new("Running");
-    let all = engine::project_containers(client, &p.name, None).await?;
-    let orphaned = orphans(p, &all);
-    if !orphaned.is_empty() && !o.remove_orphans {
-        let names: Vec<&str> = orphaned.iter().map(engine::name_of).collect();
-        eprintln!("WARN[0000] Found orphan containers ({names:?}) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.");
-    }
-    let only: Option<Vec<String>> = (!o.services.is_empty()).then(|| o.services.clone());
-    let levels = engine::levels(p)?;
-    let mut doomed: Vec<(usize, Value)> = all
-        .into_iter()
-        .filter(|c| {
-            let svc = c["Labels"][spec::LABEL_SERVICE].as_str().unwrap_or("");
-            let orphan = p.model["services"].get(svc).is_none()
-                && c["Labels"][spec::LABEL_ONEOFF].as_str() != Some("True");
-            (!orphan || o.remove_orphans)
-                && only.as_ref().is_none_or(|s| s.iter().any(|x| x == svc))
-        })
-        .map(|c| {
-            let svc = c["Labels"][spec::LABEL_SERVICE].as_str().unwrap_or("");
-            (levels.get(svc).copied().unwrap_or(usize::MAX), c)
-        })
-        .collect();
-    doomed.sort_by_key(|d| std::cmp::Reverse(d.0));
-    let mut i = 0;
-    while i < doomed.len() {
-        let level = doomed[i].0;
-        let mut set = tokio::task::JoinSet::new();
-        while i < doomed.len() && doomed[i].0 == level {
-            let (client, c, progress, timeout, volumes) = (
-                client.clone(),
-                doomed[i].1.clone(),
-                progress.clone(),
-                o.timeout,
-                o.volumes,
-            );
-            set.spawn(async move {
-                let id = c["Id"].as_str().unwrap_or("");
-                let name = engine::name_of(&c);
-                if matches!(
-                    c["State"].as_str(),
-                    Some("running" | "restarting" | "paused")
-                ) {
-                    progress.working("Container", name, "Stopping");
-                    client.container_stop(id, None, timeout).await?;
-                    progress.done("Container", name, "Stopped");
-                }
-                progress.working("Container", name, "Removing");
-                match client.container_remove(id, true, volumes, false).await {
-                    Ok(()) => {}
-                    Err(e) if e.is_not_found() => {}
-                    Err(e) => return Err(anyhow::Error::new(e)),
-                }
-                progress.done("Container", name, "Removed");
-                Ok(())
-            });
-            i += 1;
-        }
-        while let Some(r) = set.join_next().await {
-            r??;
-        }
-    }
-    if only.is_some() {
-        return Ok(0);
-    }
-    if let Some(nets) = p.model["networks"].as_object() {
-        for (key, n) in nets {
-            if n["external"].as_bool() == Some(true) {
-                continue;
-            }
-            let name = n["name"].as_str().unwrap_or(key);
-            // Only the project's own network (by label), never a same-named stranger.
-            let Ok(info) = client.get_json::<Value>(&format!("/networks/{name}")).await else {
-                continue;
-            };
-            if info["Labels"][spec::LABEL_PROJECT].as_str() != Some(p.name.as_str()) {
-                continue;
-            }
-            progress.working("Network", name, "Removing");
-            match client
-                .call(Method::DELETE, &format!("/networks/{name}"), Body::Empty)
-                .await
-            {
-                Ok(()) => progress.done("Network", name, "Removed"),
-                Err(e) if e.is_not_found() => {}
-                Err(e) => {
-                    progress.failed("Network", name, "Error");
-                    eprintln!("error while removing network {name}: {e}");
-                }
-            }
-        }
-    }
-    if o.volumes {
-        if let Some(vols) = p.model["volumes"].as_object() {
-            for (key, v) in vols {
-                if v["external"].as_bool() == Some(true) {
-                    continue;
-                }
-                let name = v["name"].as_str().unwrap_or(key);
-                let Ok(info) = client.get_json::<Value>(&format!("/volumes/{name}")).await else {
-                    continue;
-                };
-                if info["Labels"][spec::LABEL_PROJECT].as_str() != Some(p.name.as_str()) {
-                    eprintln!(
-                        "WARN[0000] volume {name:?} exists but doesn't belong to this project"
-                    );
-                    continue;
-                }
-                progress.working("Volume", name, "Removing");
-                match client
-                    .call(Method::DELETE, &format!("/volumes/{name}"), Body::Empty)
-                    .await
-                {
-                    Ok(()) => progress.done("Volume", name, "Removed"),
-                    Err(e) if e.is_not_found() => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-    }
-    if let Some(mode) = &o.rmi {
-        anyhow::ensure!(
-            mode == "local" || mode == "all",
-            "invalid --rmi value {mode:?}: local or all"
-        );
-        let mut images = BTreeSet::new();
-        for s in p.service_names() {
-            let local = p.model["services"][&s]["image"].is_null();
-            if mode == "all" || local {
-                images.insert(spec::image_name(p, &s));
-            }
-        }
-        for img in images {
-            if !engine::image_exists(client, &img).await? {
-                continue;
-            }
-            progress.working("Image", &img, "Removing");
-            match client.image_remove(&img, false, false).await {
-                Ok(_) => progress.done("Image", &img, "Removed"),
-                Err(e) => {
-                    progress.failed("Image", &img, "Error");
-                    eprintln!("error while removing image {img}: {e}");
-                }
-            }
-        }
-    }
-    Ok(0)
 }
 
 /// `--wait`: every container running, and healthy where it has a health check.

@@ -900,3 +900,273 @@ fn the_layer_cache_follows_content_and_survives_a_restart() {
     let o = build(&d, Client::Berth, &["build", "--no-cache", p(ctx.path())]);
     assert!(!stdout(&o).contains("Using cache"), "{}", stdout(&o));
 }
+
+/// The image's layer diff ids.
+fn layers(d: &TestDaemon, image: &str) -> serde_json::Value {
+    d.api("GET", &format!("/images/{image}/json"), None).json()["RootFS"]["Layers"].clone()
+}
+
+/// The kept contexts' trees under the daemon's data root.
+fn kept_trees(d: &TestDaemon) -> Vec<std::path::PathBuf> {
+    let root = d.data_root().join("build-cache/contexts");
+    std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("tree"))
+        .filter(|t| t.is_dir())
+        .collect()
+}
+
+/// Relative paths of every entry under `root`, sorted.
+fn tree_listing(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, p: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(p).expect("read_dir").flatten() {
+            let path = e.path();
+            out.push(
+                path.strip_prefix(root)
+                    .expect("under root")
+                    .display()
+                    .to_string(),
+            );
+            if path.is_dir() && !path.is_symlink() {
+                walk(root, &path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn incremental_context_gives_what_a_fresh_classic_build_gives() {
+    let d = TestDaemon::start();
+    let ctx = context(&[
+        ("Dockerfile", "FROM busybox\nCOPY . /ctx/\n"),
+        (".dockerignore", "ignored.txt\n"),
+        ("a.txt", "alpha"),
+        ("dir/b.txt", "bravo"),
+        ("dir/deep/c.txt", "charlie"),
+        ("ignored.txt", "not sent"),
+    ]);
+    std::fs::write(ctx.path().join("big.bin"), vec![7u8; 300_000]).expect("write");
+    let compare = |round: &str| {
+        // berth's CLI sends only what changed; the docker CLI sends a fresh classic tar.
+        let tag_inc = format!("inc:{round}");
+        let tag_classic = format!("classic:{round}");
+        let o = build(
+            &d,
+            Client::Berth,
+            &["build", "-q", "-t", &tag_inc, p(ctx.path())],
+        );
+        assert_success(&format!("incremental build {round}"), &o);
+        let o = build(
+            &d,
+            Client::Docker,
+            &["build", "-q", "-t", &tag_classic, p(ctx.path())],
+        );
+        assert_success(&format!("classic build {round}"), &o);
+        assert_eq!(
+            layers(&d, &tag_inc),
+            layers(&d, &tag_classic),
+            "round {round}: the COPY layer differs between the incremental and the classic context"
+        );
+        sh(&d, Client::Berth, &tag_inc, "cd /ctx && find . | sort")
+    };
+    let first = compare("1");
+    assert!(first.contains("./dir/deep/c.txt"), "{first}");
+    assert!(!first.contains("ignored.txt"), "{first}");
+    // The daemon keeps exactly the context's files (and nothing ignored).
+    let trees = kept_trees(&d);
+    assert_eq!(trees.len(), 1, "{trees:?}");
+    let listing = tree_listing(&trees[0]);
+    assert!(listing.contains(&"big.bin".to_string()), "{listing:?}");
+    assert!(!listing.contains(&"ignored.txt".to_string()), "{listing:?}");
+
+    // One file changed (same size), one deleted, one added under a new dir, and a
+    // .dockerignore change that brings a file in and leaves another out.
+    std::fs::write(ctx.path().join("dir/deep/c.txt"), "CHARLIE").expect("write");
+    std::fs::remove_file(ctx.path().join("dir/b.txt")).expect("rm");
+    std::fs::create_dir_all(ctx.path().join("new/sub")).expect("mkdir");
+    std::fs::write(ctx.path().join("new/sub/n.txt"), "november").expect("write");
+    std::fs::write(ctx.path().join(".dockerignore"), "a.txt\n").expect("write");
+    let second = compare("2");
+    assert!(second.contains("./new/sub/n.txt"), "{second}");
+    assert!(second.contains("./ignored.txt"), "{second}");
+    assert!(!second.contains("./dir/b.txt"), "{second}");
+    assert!(!second.contains("./a.txt"), "{second}");
+    let listing = tree_listing(&kept_trees(&d)[0]);
+    assert!(!listing.contains(&"dir/b.txt".to_string()), "{listing:?}");
+    assert!(!listing.contains(&"a.txt".to_string()), "{listing:?}");
+    let c = std::fs::read_to_string(kept_trees(&d)[0].join("dir/deep/c.txt")).expect("read");
+    assert_eq!(c, "CHARLIE");
+
+    // A Dockerfile outside the context travels beside it, not in it.
+    let outside = tempfile::tempdir().expect("tempdir");
+    let df = outside.path().join("Other.Dockerfile");
+    // `COPY dir /new` fills /new with the directory's contents.
+    std::fs::write(&df, "FROM busybox\nCOPY new /new\nRUN cat /new/sub/n.txt\n").expect("write");
+    let o = build(&d, Client::Berth, &["build", "-f", p(&df), p(ctx.path())]);
+    assert_success("outside Dockerfile", &o);
+    assert!(stdout(&o).contains("november"), "{}", stdout(&o));
+    let listing = tree_listing(&kept_trees(&d)[0]);
+    assert!(
+        !listing.iter().any(|l| l.contains("dockerfile")),
+        "{listing:?}"
+    );
+}
+
+/// A raw tar entry: the name and link bytes are written as given (no checks), so tests can
+/// send what a hostile client would.
+fn raw_entry(b: &mut tar::Builder<Vec<u8>>, name: &str, kind: tar::EntryType, data: &[u8]) {
+    let mut h = tar::Header::new_old();
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_mode(0o644);
+    h.set_mtime(1000);
+    h.set_entry_type(kind);
+    if kind == tar::EntryType::Symlink {
+        h.as_old_mut().linkname[..data.len()].copy_from_slice(data);
+        h.set_size(0);
+        h.set_cksum();
+        b.append(&h, std::io::empty()).expect("tar");
+    } else {
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append(&h, data).expect("tar");
+    }
+}
+
+/// An upload to the incremental endpoint: the manifest first, then `entries`.
+fn upload(manifest: &serde_json::Value, entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let json = serde_json::to_vec(manifest).expect("json");
+    raw_entry(
+        &mut b,
+        ".berth-context-manifest.json",
+        tar::EntryType::Regular,
+        &json,
+    );
+    for (n, k, data) in entries {
+        raw_entry(&mut b, n, *k, data);
+    }
+    b.into_inner().expect("tar")
+}
+
+#[test]
+fn incremental_context_refuses_paths_that_leave_it() {
+    let d = TestDaemon::start();
+    let key = "ab".repeat(32);
+    let host = tempfile::tempdir().expect("tempdir");
+    let hp = p(host.path());
+    let file = |path: &str, size: usize| serde_json::json!({"path": path, "type": "file", "mode": 0o644, "size": size, "mtime": 1000});
+    let dir =
+        |path: &str| serde_json::json!({"path": path, "type": "dir", "mode": 0o755, "mtime": 1000});
+    let df = "FROM busybox\n";
+    let post = |manifest: serde_json::Value, entries: &[(&str, tar::EntryType, &[u8])]| {
+        d.api(
+            "POST",
+            &format!("/build?berthcontext={key}"),
+            Some(("application/x-tar", &upload(&manifest, entries))),
+        )
+    };
+    let refused = |what: &str, r: ApiResponse, msg: &str| {
+        assert_eq!(r.status, 400, "{what}: {}", r.text());
+        assert!(r.text().contains(msg), "{what}: {}", r.text());
+    };
+
+    // Manifests: `..`, absolute paths, a path under a symlink.
+    for bad in ["../escape", "/etc/escape", "a/../../escape"] {
+        let r = d.api_json(
+            "POST",
+            &format!("/berth/build/context?key={key}"),
+            &serde_json::json!({"entries": [file(bad, 1)]}),
+        );
+        refused(bad, r, "not a clean path inside the context");
+    }
+    let through_link = serde_json::json!({"entries": [
+        {"path": "lnk", "type": "symlink", "mode": 0o777, "mtime": 1000, "link": hp},
+        file("lnk/x", 1),
+    ]});
+    let r = post(through_link, &[("lnk/x", tar::EntryType::Regular, b"x")]);
+    refused(
+        "a file under a symlink",
+        r,
+        "is not a directory of the context",
+    );
+
+    // Tar entries: `..`, a symlink (only regular files are sent), one not in the manifest.
+    let m = serde_json::json!({"entries": [file("Dockerfile", df.len()), file("ok", 1)]});
+    let r = post(
+        m.clone(),
+        &[
+            ("Dockerfile", tar::EntryType::Regular, df.as_bytes()),
+            ("../escape", tar::EntryType::Regular, b"x"),
+        ],
+    );
+    refused(
+        "a tar entry with ..",
+        r,
+        "not a clean path inside the context",
+    );
+    let r = post(
+        m.clone(),
+        &[
+            ("Dockerfile", tar::EntryType::Regular, df.as_bytes()),
+            ("ok", tar::EntryType::Symlink, hp.as_bytes()),
+        ],
+    );
+    refused("a symlink entry", r, "only regular files may be sent");
+    let r = post(
+        m.clone(),
+        &[
+            ("Dockerfile", tar::EntryType::Regular, df.as_bytes()),
+            ("other", tar::EntryType::Regular, b"x"),
+        ],
+    );
+    refused(
+        "an entry not in the manifest",
+        r,
+        "is not a file of the manifest",
+    );
+
+    // A symlink swapped in for a kept directory is never written through.
+    let m = serde_json::json!({"entries": [file("Dockerfile", df.len()), dir("sub"), file("sub/f", 3)]});
+    let r = post(
+        m,
+        &[
+            ("Dockerfile", tar::EntryType::Regular, df.as_bytes()),
+            ("sub/f", tar::EntryType::Regular, b"one"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("Successfully built"), "{}", r.text());
+    let tree = d
+        .data_root()
+        .join("build-cache/contexts")
+        .join(&key)
+        .join("tree");
+    assert_eq!(
+        std::fs::read_to_string(tree.join("sub/f")).expect("kept"),
+        "one"
+    );
+    std::fs::remove_dir_all(tree.join("sub")).expect("rm");
+    std::os::unix::fs::symlink(host.path(), tree.join("sub")).expect("symlink");
+    let mut changed = file("sub/f", 3);
+    changed["mtime"] = 2000.into();
+    let m = serde_json::json!({"entries": [file("Dockerfile", df.len()), dir("sub"), changed]});
+    let r = post(m, &[("sub/f", tar::EntryType::Regular, b"two")]);
+    refused("a swapped symlink", r, "is not a directory of the context");
+
+    // Nothing landed outside the kept tree.
+    assert_eq!(
+        std::fs::read_dir(host.path()).expect("read").count(),
+        0,
+        "wrote into the host dir"
+    );
+    let contexts = d.data_root().join("build-cache/contexts");
+    assert!(!contexts.join("escape").exists());
+    assert!(!contexts.join(&key).join("escape").exists());
+    assert!(!d.data_root().join("build-cache/escape").exists());
+}

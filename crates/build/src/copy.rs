@@ -434,20 +434,34 @@ pub fn apply(
                 .map_err(|e| e.to_string())?;
         }
     }
+    // A directory or an archive onto a path that is not a directory yet: its contents go
+    // into that path, created like the parents (`COPY dir /new` fills /new).
+    let contents_into_dest = file_name.is_some()
+        && sources.iter().any(|s| match s {
+            Source::Archive { .. } => true,
+            Source::Path { real, .. } => real.is_dir(),
+            Source::File { .. } => false,
+        });
+    if contents_into_dest {
+        let mut hd = header(tar::EntryType::Directory, 0o755, uid, gid, 0, 0);
+        pre.append_data(&mut hd, &dest, io::empty())
+            .map_err(|e| e.to_string())?;
+    }
     let pre = pre.into_inner().map_err(|e| e.to_string())?;
     unpack(rootfs, &pre[..])?;
+    let contents_dir = if contents_into_dest { &dest } else { &dir };
     for s in sources {
         match s {
             Source::Archive { real } => {
                 let c = archive_kind(real).unwrap_or(Compression::None);
                 let r = open_archive(real, c).map_err(|e| e.to_string())?;
-                let filtered = rebase_archive(r, &dir, meta)?;
+                let filtered = rebase_archive(r, contents_dir, meta)?;
                 unpack(rootfs, &filtered[..])?;
             }
             Source::Path { real, name } => {
                 let md = std::fs::metadata(real).map_err(|e| e.to_string())?;
                 let base = if md.is_dir() {
-                    dir.clone()
+                    contents_dir.clone()
                 } else {
                     join(&dir, file_name.as_deref().unwrap_or(name))
                 };

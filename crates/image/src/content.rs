@@ -2,13 +2,22 @@
 //!
 //! Writes go to `ingest/` first, are fsynced, verified and then renamed into
 //! `blobs/sha256/<hex>`, so a reader never sees a half-written or unverified blob.
+//! Downloads in progress are `ingest/partial-<hex>`: kept across restarts (a later pull
+//! resumes them) until they are a day old or an image prune removes them.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rustix::fs::{flock, FlockOperation};
 
 use crate::digest::{Digest, DigestWriter};
 use crate::error::{ImageError, Result};
+
+const PARTIAL_PREFIX: &str = "partial-";
+/// A partial download older than this is not worth resuming.
+const PARTIAL_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
 pub struct ContentStore {
     root: PathBuf,
@@ -116,10 +125,14 @@ impl ContentStore {
         Ok(out)
     }
 
-    /// Removes temp files a crash left in `ingest/` (call at startup, before any writer).
+    /// Removes temp files a crash left in `ingest/` (call at startup, before any writer),
+    /// and partial downloads a day old; younger ones wait for a pull to resume them.
     pub fn gc_ingest(&self) {
         if let Ok(entries) = fs::read_dir(self.root.join("ingest")) {
             for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(PARTIAL_PREFIX) {
+                    continue;
+                }
                 let p = e.path();
                 let _ = if p.is_dir() {
                     fs::remove_dir_all(&p)
@@ -128,6 +141,57 @@ impl ContentStore {
                 };
             }
         }
+        self.prune_partials(PARTIAL_MAX_AGE);
+    }
+
+    /// Where the partial download of `d` is kept.
+    pub fn partial_path(&self, d: &Digest) -> PathBuf {
+        self.root
+            .join("ingest")
+            .join(format!("{PARTIAL_PREFIX}{}", d.hex()))
+    }
+
+    /// Opens (creating) the partial download of `d`, locked for its writer: a prune skips
+    /// it while it is open.
+    pub fn open_partial(&self, d: &Digest) -> io::Result<File> {
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.partial_path(d))?;
+        flock(&f, FlockOperation::LockExclusive)?;
+        Ok(f)
+    }
+
+    /// Removes partial downloads nobody is writing that were last written `idle` ago or
+    /// more; returns the bytes freed.
+    pub fn prune_partials(&self, idle: Duration) -> u64 {
+        let mut freed = 0;
+        let Ok(entries) = fs::read_dir(self.root.join("ingest")) else {
+            return 0;
+        };
+        for e in entries.flatten() {
+            if !e.file_name().to_string_lossy().starts_with(PARTIAL_PREFIX) {
+                continue;
+            }
+            let Ok(f) = File::open(e.path()) else {
+                continue;
+            };
+            if flock(&f, FlockOperation::NonBlockingLockExclusive).is_err() {
+                continue; // being downloaded
+            }
+            let Ok(meta) = f.metadata() else { continue };
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .unwrap_or_default();
+            if age >= idle && fs::remove_file(e.path()).is_ok() {
+                freed += meta.len();
+            }
+        }
+        freed
     }
 
     /// A fresh temp file in `ingest/`, for writers that need to stream then `commit_file`.

@@ -31,6 +31,7 @@ use crate::snapshot::Snapshotter;
 
 pub use history::HistoryItem;
 pub use index::{ImageMeta, LayerMeta};
+pub use layers::UnpackedLayer;
 
 const IMAGE_DIR: &str = "image";
 const IMAGES_SUBDIR: &str = "images";
@@ -69,6 +70,17 @@ pub struct Deleted {
     pub untagged: Option<String>,
     #[serde(rename = "Deleted", skip_serializing_if = "Option::is_none")]
     pub deleted: Option<String>,
+}
+
+/// An image to register whose blobs are in the content store (see `register`).
+pub struct Registration<'a> {
+    pub config: &'a Digest,
+    pub layers: &'a [LayerBlob],
+    /// The manifest's digest (its bytes are in the content store).
+    pub manifest: Option<Digest>,
+    /// "name@digest".
+    pub repo_digest: Option<String>,
+    pub tag: Option<&'a str>,
 }
 
 /// A layer blob to register with an image (already in the content store).
@@ -321,19 +333,36 @@ impl ImageStore {
         repo_digest: Option<String>,
         tag: Option<&str>,
     ) -> Result<Digest> {
-        let config = self.content.read(config_digest)?;
-        let tag_ref = tag.map(Reference::parse_normalized).transpose()?;
+        let r = Registration {
+            config: config_digest,
+            layers,
+            manifest,
+            repo_digest,
+            tag,
+        };
+        self.register_unpacked(r, Vec::new())
+    }
+
+    /// `register`, with layers the caller has unpacked already (`unpacked[i]` for
+    /// `layers[i]`, see `unpack_layer_stream`): each is checked against the config's diff id
+    /// and becomes its snapshot; the others are unpacked from their blobs.
+    pub fn register_unpacked(
+        &self,
+        r: Registration<'_>,
+        unpacked: Vec<Option<UnpackedLayer>>,
+    ) -> Result<Digest> {
+        let config = self.content.read(r.config)?;
+        let tag_ref = r.tag.map(Reference::parse_normalized).transpose()?;
         let _ops = self.lock_ops();
         let mut txn = layers::Txn::default();
         let res = (|| {
-            let meta = self.build_meta(
-                &config,
-                layers,
-                manifest,
-                None,
-                repo_digest.into_iter().collect(),
-                &mut txn,
-            )?;
+            let image = layers::NewImage {
+                layers: r.layers,
+                manifest: r.manifest,
+                parent: None,
+                repo_digests: r.repo_digest.into_iter().collect(),
+            };
+            let meta = self.build_meta_unpacked(&config, image, unpacked, &mut txn)?;
             let id = meta.id.clone();
             self.commit_images(
                 vec![meta],

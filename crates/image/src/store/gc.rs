@@ -224,6 +224,8 @@ impl ImageStore {
                 break;
             }
         }
+        // Downloads a failed pull left for a later one to resume.
+        space += self.content.prune_partials(std::time::Duration::ZERO);
         Ok((deleted, space))
     }
 }

@@ -112,18 +112,45 @@ impl ImageStore {
         chain_id: &Digest,
         txn: &mut Txn,
     ) -> Result<u64> {
+        let unpacked = self.unpack_layer_stream(self.content.open_blob(blob)?)?;
+        self.publish_unpacked(unpacked, diff_id, chain_id, txn)
+    }
+
+    /// The one way a layer is unpacked: a layer blob's bytes (gzip, zstd or a plain tar)
+    /// into a temp snapshot. A pull feeds it the bytes as they arrive, before the blob is
+    /// verified; the result becomes a snapshot only when an image registers it.
+    pub fn unpack_layer_stream(&self, blob: impl Read) -> Result<UnpackedLayer> {
         let tmp = self.tmp_snapshot()?;
-        let res = (|| {
-            let reader = layer::decompress(self.content.open_blob(blob)?)?;
-            let stats = layer::unpack(reader, &tmp.join("fs"))?;
-            check_diff_id(diff_id, &stats.diff_id)?;
-            self.publish_snapshot(&tmp, chain_id, stats.size, txn)?;
-            Ok(stats.size)
-        })();
+        // Owned from here: an error below removes the temp dir.
+        let mut out = UnpackedLayer {
+            dir: Some(tmp.clone()),
+            diff_id: Digest::from_bytes(b""),
+            size: 0,
+        };
+        let stats = layer::unpack(layer::decompress_ref(blob)?, &tmp.join("fs"))?;
+        out.diff_id = stats.diff_id;
+        out.size = stats.size;
+        Ok(out)
+    }
+
+    /// Makes an unpacked layer the snapshot of `chain_id` if it is the layer `diff_id`.
+    fn publish_unpacked(
+        &self,
+        mut unpacked: UnpackedLayer,
+        diff_id: &Digest,
+        chain_id: &Digest,
+        txn: &mut Txn,
+    ) -> Result<u64> {
+        check_diff_id(diff_id, &unpacked.diff_id)?;
+        let size = unpacked.size;
+        let Some(tmp) = unpacked.dir.take() else {
+            return Err(ImageError::Other("layer already published".into()));
+        };
+        let res = self.publish_snapshot(&tmp, chain_id, size, txn);
         if res.is_err() {
             let _ = fs::remove_dir_all(&tmp);
         }
-        res
+        res.map(|()| size)
     }
 
     /// Verifies one layer blob and unpacks it unless its snapshot exists; returns its size.
@@ -157,8 +184,22 @@ impl ImageStore {
         layers: &[LayerBlob],
         diff_ids: &[Digest],
         chains: &[Digest],
+        mut unpacked: Vec<Option<UnpackedLayer>>,
         txn: &mut Txn,
     ) -> Result<Vec<u64>> {
+        // Layers the caller unpacked already (a pull, as they downloaded): checked and moved
+        // into place here; the workers below take the rest.
+        unpacked.resize_with(layers.len(), || None);
+        let mut sizes: Vec<Option<u64>> = vec![None; layers.len()];
+        for (i, u) in unpacked.into_iter().enumerate() {
+            let Some(u) = u else { continue };
+            sizes[i] = Some(if self.snapshots.has_layer(&chains[i]) {
+                check_diff_id(&diff_ids[i], &u.diff_id)?;
+                self.layer_size(&chains[i])
+            } else {
+                self.publish_unpacked(u, &diff_ids[i], &chains[i], txn)?
+            });
+        }
         let workers = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, 4)
@@ -175,6 +216,10 @@ impl ImageStore {
                             let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             if i >= layers.len() {
                                 break;
+                            }
+                            if let Some(size) = sizes[i] {
+                                out.push((i, Ok(size)));
+                                continue;
                             }
                             let r = self.verify_or_unpack(
                                 &layers[i].digest,
@@ -226,6 +271,30 @@ impl ImageStore {
         repo_digests: Vec<String>,
         txn: &mut Txn,
     ) -> Result<ImageMeta> {
+        let image = NewImage {
+            layers,
+            manifest,
+            parent,
+            repo_digests,
+        };
+        self.build_meta_unpacked(config_bytes, image, Vec::new(), txn)
+    }
+
+    /// `build_meta`, with some layers unpacked by the caller already (`unpacked[i]` for
+    /// `layers[i]`).
+    pub(crate) fn build_meta_unpacked(
+        &self,
+        config_bytes: &[u8],
+        image: NewImage<'_>,
+        unpacked: Vec<Option<UnpackedLayer>>,
+        txn: &mut Txn,
+    ) -> Result<ImageMeta> {
+        let NewImage {
+            layers,
+            manifest,
+            parent,
+            repo_digests,
+        } = image;
         let config = ImageConfig::from_slice(config_bytes)
             .map_err(|e| ImageError::InvalidArchive(format!("invalid image config: {e}")))?;
         let id = self.put_blob_txn(config_bytes, Some(&Digest::from_bytes(config_bytes)), txn)?;
@@ -239,7 +308,7 @@ impl ImageStore {
             )));
         }
         let chains = chain_ids(diff_ids);
-        let sizes = self.unpack_layers(layers, diff_ids, &chains, txn)?;
+        let sizes = self.unpack_layers(layers, diff_ids, &chains, unpacked, txn)?;
         let mut metas = Vec::with_capacity(layers.len());
         for (((blob, diff_id), chain_id), size) in
             layers.iter().zip(diff_ids).zip(&chains).zip(sizes)
@@ -338,6 +407,31 @@ impl ImageStore {
                 let _ = fs::remove_dir_all(&tmp);
                 Err(e)
             }
+        }
+    }
+}
+
+/// What an image is made of, besides its config.
+pub(crate) struct NewImage<'a> {
+    pub layers: &'a [LayerBlob],
+    pub manifest: Option<Digest>,
+    pub parent: Option<Digest>,
+    pub repo_digests: Vec<String>,
+}
+
+/// A layer unpacked into a temp snapshot that no image has yet; dropping it removes it.
+pub struct UnpackedLayer {
+    dir: Option<PathBuf>,
+    /// The digest of the uncompressed tar.
+    pub diff_id: Digest,
+    /// Bytes of file content.
+    pub size: u64,
+}
+
+impl Drop for UnpackedLayer {
+    fn drop(&mut self) {
+        if let Some(d) = self.dir.take() {
+            let _ = fs::remove_dir_all(d);
         }
     }
 }

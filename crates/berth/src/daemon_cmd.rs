@@ -45,6 +45,9 @@ pub struct DaemonArgs {
     /// Directory of per-registry TLS certificates (<dir>/<host:port>/ca.crt, client.cert, client.key)
     #[arg(long = "registry-certs-dir", default_value = "/etc/berth/certs.d")]
     pub registry_certs_dir: std::path::PathBuf,
+    /// Seconds a registry may send nothing mid-download before the pull retries (default 30)
+    #[arg(long = "registry-stall-timeout", value_name = "SECONDS")]
+    pub registry_stall_timeout: Option<f64>,
 }
 
 pub fn run(a: DaemonArgs) -> anyhow::Result<i32> {
@@ -62,6 +65,10 @@ pub fn run(a: DaemonArgs) -> anyhow::Result<i32> {
         registry_mirrors: a.registry_mirror,
         insecure_registries: a.insecure_registry,
         registry_certs_dir: a.registry_certs_dir,
+        registry_stall_timeout: a
+            .registry_stall_timeout
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(std::time::Duration::from_secs_f64),
     })?;
     Ok(0)
 }

@@ -791,6 +791,21 @@ fn manifest_index_resolves_the_platform() {
 /// (a registry dropping the connection mid-layer), and counts the requests that asked for a
 /// byte range (resumed downloads). Threads end when their sockets close.
 fn flaky_proxy(upstream: u16, cuts: usize) -> (u16, Arc<AtomicUsize>) {
+    misbehaving_proxy(upstream, cuts, Misbehaviour::Drop)
+}
+
+/// What `misbehaving_proxy` does to an answer it picks.
+#[derive(Clone, Copy, PartialEq)]
+enum Misbehaviour {
+    /// Closes the connection.
+    Drop,
+    /// Stops sending and keeps the connection open (for up to 30 s, until the client
+    /// gives up and closes it).
+    Stall,
+}
+
+/// `flaky_proxy`, cutting the chosen answers as `how` says.
+fn misbehaving_proxy(upstream: u16, cuts: usize, how: Misbehaviour) -> (u16, Arc<AtomicUsize>) {
     use std::io::{Read, Write};
     let l = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
     let port = l.local_addr().expect("proxy addr").port();
@@ -839,6 +854,13 @@ fn flaky_proxy(upstream: u16, cuts: usize) -> (u16, Arc<AtomicUsize>) {
                             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| c.checked_sub(1))
                             .is_ok()
                     {
+                        if how == Misbehaviour::Stall {
+                            // Silent, the socket open, until the client closes its end.
+                            let _ = up.shutdown(std::net::Shutdown::Both);
+                            let _ = client.set_read_timeout(Some(Duration::from_secs(30)));
+                            let mut sink = [0u8; 1024];
+                            while matches!(client.read(&mut sink), Ok(n) if n > 0) {}
+                        }
                         let _ = client.shutdown(std::net::Shutdown::Both);
                         break;
                     }
@@ -934,6 +956,134 @@ fn a_second_pull_resumes_a_partial_layer() {
             "resumed"
         );
     }
+}
+
+/// Sets a file's modification time `secs` seconds into the past.
+fn age_file(p: &Path, secs: u64) {
+    let f = fs::File::options()
+        .write(true)
+        .open(p)
+        .expect("open partial");
+    let t = std::time::SystemTime::now() - Duration::from_secs(secs);
+    f.set_modified(t).expect("set mtime");
+}
+
+/// A partial layer outlives a daemon restart and the next pull resumes it; `image prune`
+/// removes one nobody resumes, and a restart removes one a day old.
+#[test]
+fn a_partial_layer_survives_a_restart_and_prune_removes_it() {
+    let reg = Registry::start(None);
+    let seed = TestDaemon::start();
+    let name = format!("{}/restart/bb:1", reg.host());
+    seed.ok(&["tag", "busybox", &name]);
+    seed.ok(&["push", &name]);
+    let mut d = TestDaemon::start_empty();
+    // A pull through a proxy that cuts all 4 attempts: fails, keeping one partial layer.
+    let cut_pull = |d: &TestDaemon| {
+        let (proxy, ranges) = flaky_proxy(reg.port, 4);
+        let via = format!("127.0.0.1:{proxy}/restart/bb:1");
+        let out = d.berth(&["pull", &via]);
+        assert!(
+            stderr(&out).contains("failed after 4 attempts"),
+            "{}",
+            combined(&out)
+        );
+        let partial = partial_blobs(&d.data_root());
+        assert_eq!(partial.len(), 1, "{partial:?}");
+        (via, ranges, partial[0].clone())
+    };
+
+    let (via, ranges, partial) = cut_pull(&d);
+    let kept = fs::metadata(&partial).expect("partial").len();
+    d.kill_daemon();
+    d.spawn_daemon();
+    assert_eq!(
+        fs::metadata(&partial).map(|m| m.len()).ok(),
+        Some(kept),
+        "the restart kept the partial layer"
+    );
+    // The proxy has no cuts left: this pull completes, from where the last one stopped.
+    let before = ranges.load(Ordering::SeqCst);
+    d.ok(&["pull", &via]);
+    assert_eq!(
+        ranges.load(Ordering::SeqCst),
+        before + 1,
+        "the pull after the restart asked for the rest only"
+    );
+    assert!(partial_blobs(&d.data_root()).is_empty());
+    assert_eq!(
+        d.ok(&["run", "--rm", &via, "echo", "after restart"]),
+        "after restart"
+    );
+
+    // Another partial; `image prune` removes it.
+    d.ok(&["rmi", &via]);
+    cut_pull(&d);
+    d.ok(&["image", "prune", "-f"]);
+    assert!(partial_blobs(&d.data_root()).is_empty(), "prune removed it");
+
+    // A partial a day old is not worth resuming: a restart removes it.
+    let (_, _, partial) = cut_pull(&d);
+    age_file(&partial, 25 * 3600);
+    d.kill_daemon();
+    d.spawn_daemon();
+    assert!(
+        partial_blobs(&d.data_root()).is_empty(),
+        "stale partial removed at start"
+    );
+}
+
+/// A registry that stops sending mid-layer with the connection open: the download is cut
+/// after the stall timeout and resumed; one that always stalls fails the pull with a clear
+/// error in bounded time, and nothing is tagged.
+#[test]
+fn a_stalled_download_is_resumed_then_fails_in_bounded_time() {
+    let reg = Registry::start(None);
+    let seed = TestDaemon::start();
+    let name = format!("{}/stall/bb:1", reg.host());
+    seed.ok(&["tag", "busybox", &name]);
+    seed.ok(&["push", &name]);
+    let mut d = TestDaemon::start_empty();
+    let _daemon = FlaggedDaemon::start(&mut d, &["--registry-stall-timeout", "1"]);
+
+    // One stall: resumed with a Range request.
+    let (proxy, ranges) = misbehaving_proxy(reg.port, 1, Misbehaviour::Stall);
+    let via = format!("127.0.0.1:{proxy}/stall/bb:1");
+    let started = Instant::now();
+    let out = d.berth(&["pull", &via]);
+    assert_success("pull through a registry that stalls once", &out);
+    assert!(
+        stdout(&out).contains("Retrying in"),
+        "the stall was seen and retried: {}",
+        stdout(&out)
+    );
+    assert_eq!(ranges.load(Ordering::SeqCst), 1, "resumed, not restarted");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        d.ok(&["run", "--rm", &via, "echo", "unstalled"]),
+        "unstalled"
+    );
+
+    // Stalls every time: a clear error within the stall timeout × attempts plus back-off.
+    d.ok(&["rmi", &via]);
+    let (proxy, _) = misbehaving_proxy(reg.port, 100, Misbehaviour::Stall);
+    let via = format!("127.0.0.1:{proxy}/stall/bb:1");
+    let started = Instant::now();
+    let out = d.berth(&["pull", &via]);
+    let took = started.elapsed();
+    assert_ne!(code(&out), 0, "{}", combined(&out));
+    assert!(
+        stderr(&out).contains("failed after 4 attempts")
+            && stderr(&out).contains("sent nothing for 1s"),
+        "{}",
+        combined(&out)
+    );
+    assert!(took < Duration::from_secs(20), "failed after {took:?}");
+    assert!(d.ok(&["images", "-q", &via]).is_empty(), "nothing tagged");
 }
 
 #[test]

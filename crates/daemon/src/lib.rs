@@ -60,6 +60,9 @@ pub struct Config {
     /// `--registry-certs-dir`: per-registry CAs and client certificates,
     /// `<dir>/<host:port>/{ca.crt,client.cert,client.key}` (default `/etc/berth/certs.d`).
     pub registry_certs_dir: PathBuf,
+    /// `--registry-stall-timeout`: a blob download that receives nothing for this long is
+    /// cut and resumed (None: 30 s).
+    pub registry_stall_timeout: Option<std::time::Duration>,
     /// `-b/--bridge-name`: the default bridge's device (default `berth0`).
     pub bridge_name: String,
     /// `--bip`: the default bridge's address and prefix (default 172.17.0.1/16).
@@ -125,6 +128,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         mirrors: config.registry_mirrors.clone(),
         insecure: config.insecure_registries.clone(),
         certs_dir: Some(config.registry_certs_dir.clone()),
+        stall_timeout: config.registry_stall_timeout,
     });
     let runtime = runtime_choice(&config.runtime)?;
     let shim = shim_path(&config)?;

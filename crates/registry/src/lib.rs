@@ -41,7 +41,13 @@ pub struct RegistryConfig {
     /// `<dir>/<host[:port]>/{*.crt,*.cert,*.key}` (Docker's /etc/docker/certs.d layout);
     /// None reads no per-registry certificates.
     pub certs_dir: Option<std::path::PathBuf>,
+    /// A blob download that receives nothing for this long is cut, then resumed or failed
+    /// (None: `DEFAULT_STALL_TIMEOUT`).
+    pub stall_timeout: Option<std::time::Duration>,
 }
+
+/// How long a pull waits for a registry that stopped sending mid-blob.
+pub const DEFAULT_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One progress line, as Docker's JSON message stream carries it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,6 +116,10 @@ fn in_cidr(cidr: &str, domain: &str) -> bool {
 }
 
 impl RegistryConfig {
+    pub fn stall_timeout(&self) -> std::time::Duration {
+        self.stall_timeout.unwrap_or(DEFAULT_STALL_TIMEOUT)
+    }
+
     /// Loopback registries (as Docker) and those named insecure: certificates not verified,
     /// plain HTTP when https fails.
     /// Entries are `host[:port]` or a CIDR (`10.0.0.0/8`) that an IP address host falls in.

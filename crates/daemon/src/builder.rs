@@ -319,12 +319,14 @@ impl Executor for DaemonExecutor {
             if code != 0 {
                 return Ok(Err(code));
             }
-            let upper = d
+            // The upper dir becomes the layer's snapshot: off the overlay first.
+            let snap = d
                 .images
                 .snapshots()
                 .container(&cid)
-                .map_err(|e| e.to_string())?
-                .upper;
+                .map_err(|e| e.to_string())?;
+            snap.unmount().map_err(|e| e.to_string())?;
+            let upper = snap.upper;
             let parent = Digest::parse(&parent).map_err(|e| e.to_string())?;
             let id = d
                 .images
@@ -382,6 +384,8 @@ impl Executor for DaemonExecutor {
         if dir_is_empty(&snap.upper) {
             return Ok(None);
         }
+        // The upper dir becomes the layer's snapshot: off the overlay first.
+        snap.unmount().map_err(|e| e.to_string())?;
         let id = self
             .d
             .images

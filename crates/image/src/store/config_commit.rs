@@ -3,23 +3,26 @@
 //! marked `empty_layer`), and layers kept uncompressed.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::BufWriter;
 use std::path::Path;
 
 use super::layers::Txn;
 use super::{ImageMeta, ImageStore, LayerMeta, MEDIA_TYPE_LAYER_TAR};
 use crate::config::{HistoryEntry, ImageConfig, RootFs, RunConfig};
-use crate::digest::{chain_ids, Digest};
+use crate::digest::{chain_ids, Digest, DigestWriter};
 use crate::error::{ImageError, Result};
 use crate::layer::{self, UnpackStats};
 
 impl ImageStore {
     /// A build step's layer: like `commit`, with the blob kept as an uncompressed tar (as
     /// Docker keeps local layers; compressing belongs to push) so builds are not bound by
-    /// gzip. One pass: the diff is tarred on one thread while this one unpacks it into the
-    /// new snapshot and writes it as the blob, hashing it once (for a plain tar the blob's
-    /// digest is the diff id). The blob is not fsynced here: the caller syncs the build's
-    /// blobs once its answer is out (`sync_blob`).
+    /// gzip. The diff is tarred once into the blob while it is hashed (for a plain tar the
+    /// blob's digest is the diff id), and the upper dir itself becomes the layer's snapshot
+    /// (it holds overlayfs' own whiteouts, as an unpacked layer does; containerd's
+    /// snapshotter commits the same way), so the data is written once more, not twice.
+    /// `upper` must be unmounted and is consumed; where it cannot be moved the snapshot is
+    /// unpacked from the blob. The blob is not fsynced here: the caller syncs the build's
+    /// blobs once its answer is out (`sync_top_layer`).
     pub fn commit_build_layer(
         &self,
         upper: &Path,
@@ -62,7 +65,7 @@ impl ImageStore {
         let tmp = self.tmp_snapshot()?;
         let (blob_tmp, blob_file) = self.content.ingest_file()?;
         let res = (|| {
-            let stats = tar_and_unpack(upper, &tmp.join("fs"), blob_file)?;
+            let stats = tar_into_snapshot(upper, &tmp.join("fs"), blob_file, &blob_tmp)?;
             let digest = stats.diff_id.clone();
             let dest = self.content.path(&digest);
             if dest.exists() {
@@ -192,46 +195,46 @@ impl ImageStore {
     }
 }
 
-/// Tars the overlay upper dir `upper` on a thread of its own while this one unpacks the
-/// stream into `dest` and copies it into `blob`.
-fn tar_and_unpack(upper: &Path, dest: &Path, blob: File) -> Result<UnpackStats> {
-    let (r, w) = io::pipe()?;
-    std::thread::scope(|s| {
-        let writer = s.spawn(move || -> Result<()> {
-            let mut w = BufWriter::with_capacity(1 << 18, w);
-            layer::write_diff(upper, &mut w)?;
-            w.flush()?;
-            Ok(())
+/// Tars the overlay upper dir `upper` into `blob` (hashing it: the diff id) and moves it
+/// to `dest` as the layer's snapshot, or unpacks the blob there when it cannot be moved.
+fn tar_into_snapshot(
+    upper: &Path,
+    dest: &Path,
+    blob: File,
+    blob_path: &Path,
+) -> Result<UnpackStats> {
+    let mut w = DigestWriter::new(BufWriter::with_capacity(1 << 18, blob));
+    layer::write_diff(upper, &mut w)?;
+    let (buf, diff_id, _) = w.finish();
+    buf.into_inner().map_err(|e| e.into_error())?;
+    fs::remove_dir(dest)?;
+    if fs::rename(upper, dest).is_ok() {
+        return Ok(UnpackStats {
+            diff_id,
+            size: regular_bytes(dest),
         });
-        let mut tee = Tee {
-            inner: r,
-            out: BufWriter::with_capacity(1 << 18, blob),
-        };
-        let stats = layer::unpack(&mut tee, dest);
-        let Tee { inner, out } = tee;
-        // A failed unpack stops reading: closing the pipe ends the writer too.
-        drop(inner);
-        let flushed = out.into_inner().map_err(|e| e.into_error());
-        let wres = writer
-            .join()
-            .unwrap_or_else(|_| Err(ImageError::Other("layer tar writer panicked".into())));
-        let stats = stats?;
-        wres?;
-        flushed?;
-        Ok(stats)
-    })
-}
-
-/// Copies everything read from `inner` into `out`.
-struct Tee<R, W> {
-    inner: R,
-    out: W,
-}
-
-impl<R: Read, W: Write> Read for Tee<R, W> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.out.write_all(&buf[..n])?;
-        Ok(n)
     }
+    fs::create_dir(dest)?;
+    let stats = layer::unpack(File::open(blob_path)?, dest)?;
+    if stats.diff_id != diff_id {
+        return Err(ImageError::DigestMismatch {
+            expected: diff_id.to_string(),
+            actual: stats.diff_id.to_string(),
+        });
+    }
+    Ok(stats)
+}
+
+/// The bytes of the regular files under `p` (a layer's size, as an unpack counts it).
+fn regular_bytes(p: &Path) -> u64 {
+    let Ok(rd) = fs::read_dir(p) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => regular_bytes(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
 }

@@ -165,7 +165,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     .context("setting up the default bridge network")?;
     let mut daemon = state::Daemon::new(paths, images, runtime, shim);
     daemon.volumes = volumes;
-    daemon.networks = Some(Arc::new(networks));
+    let networks = Arc::new(networks);
+    // The first container's network namespace, made while the daemon is idle.
+    networks.refill_sandbox();
+    daemon.networks = Some(networks);
     let daemon = Arc::new(daemon);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

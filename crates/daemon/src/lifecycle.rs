@@ -455,10 +455,15 @@ pub async fn start(d: &Shared, c: &Arc<Container>) -> ApiResult<bool> {
     start_locked(d, c).await
 }
 
-/// Mount the rootfs and write the bundle for a start.
-async fn prepare_bundle(d: &Shared, rec: &ContainerRecord) -> ApiResult<()> {
+/// Mount the rootfs and write the bundle for a start. `sandbox`: the network namespace the
+/// daemon made for the container, to join.
+async fn prepare_bundle(
+    d: &Shared,
+    rec: &ContainerRecord,
+    sandbox: Option<PathBuf>,
+) -> ApiResult<()> {
     // --network container:X joins X's namespace, which must exist now.
-    let joined_netns = crate::networking::joined_netns(d, rec)?;
+    let joined_netns = crate::networking::joined_netns(d, rec)?.or(sandbox);
     let id = rec.id.clone();
     let d2 = d.clone();
     let image_id = rec.image_id.clone();
@@ -497,7 +502,35 @@ pub(crate) async fn start_locked(d: &Shared, c: &Arc<Container>) -> ApiResult<bo
             rec.id
         )));
     }
-    if let Err(e) = prepare_bundle(d, &rec).await {
+    // The network namespace is made here and plumbed while the shim starts, rather than after
+    // the runtime has made it: the veths (a few ms of kernel work) leave the critical path.
+    let sandbox = match &d.networks {
+        Some(nets) if crate::networking::wants_sandbox(d, &rec) => Some(match nets.take_spare() {
+            Some(s) => s,
+            None => tokio::task::spawn_blocking(berth_network::netns::Sandbox::create)
+                .await?
+                .map_err(|e| ApiError::internal(format!("network namespace: {e}")))?,
+        }),
+        _ => None,
+    };
+    let plumbing = {
+        let netns = match &sandbox {
+            Some(s) => Some(s.file().try_clone()?),
+            None => None,
+        };
+        let (d2, rec2) = (d.clone(), rec.clone());
+        tokio::spawn(async move { crate::networking::setup(&d2, &rec2, netns).await })
+    };
+    // Whatever stops the start below first waits for the plumbing, then undoes it.
+    let unplumb = |plumbing: tokio::task::JoinHandle<ApiResult<()>>| {
+        let id = rec.id.clone();
+        async move {
+            let _ = plumbing.await;
+            crate::networking::teardown(d, &id).await;
+        }
+    };
+    if let Err(e) = prepare_bundle(d, &rec, sandbox.as_ref().map(|s| s.path())).await {
+        unplumb(plumbing).await;
         // Nothing ran. Clients waiting for this start (attach, wait) are released, and an
         // --rm container is removed, as after a failed shim start below: `docker run --rm`
         // waits for that removal.
@@ -522,6 +555,7 @@ pub(crate) async fn start_locked(d: &Shared, c: &Arc<Container>) -> ApiResult<bo
     let pid = match shim::spawn(d, &rec.id, open_stdin).await {
         Ok(pid) => pid,
         Err(f) => {
+            unplumb(plumbing).await;
             {
                 let mut r = c.lock();
                 r.state.status = Status::Exited;
@@ -553,7 +587,11 @@ pub(crate) async fn start_locked(d: &Shared, c: &Arc<Container>) -> ApiResult<bo
             });
         }
     };
-    if let Err(e) = crate::networking::setup(d, &rec, pid).await {
+    let plumbed = plumbing
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))
+        .and_then(|r| r);
+    if let Err(e) = plumbed {
         // The init never ran the user's process: kill it; the monitor records the exit.
         let socket = d.paths.shim_socket(&rec.id);
         let _ = shim::call(
@@ -580,6 +618,13 @@ pub(crate) async fn start_locked(d: &Shared, c: &Arc<Container>) -> ApiResult<bo
         let _ = p.reply.send(stream);
     }
     shim::call(&socket, crate::shim::Request::Start).await?;
+    // The init is in the namespace now: the daemon's hold on it can go, and the next one be made.
+    if sandbox.is_some() {
+        drop(sandbox);
+        if let Some(nets) = &d.networks {
+            nets.refill_sandbox();
+        }
+    }
     {
         let mut r = c.lock();
         r.state = RunState {

@@ -7,6 +7,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::paths::write_atomic;
+use berth_network::netns::Sandbox;
 use berth_network::{dns, ipam, link, nft, Subnet};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -113,6 +114,11 @@ pub struct Networks {
     nets: Arc<Mutex<HashMap<String, NetworkRecord>>>,
     /// DNS responders of user-defined networks, by network id.
     dns: Mutex<HashMap<String, dns::Responder>>,
+    /// One network namespace made ahead of the next start (see `take_sandbox`).
+    spare: Mutex<Option<Sandbox>>,
+    refilling: std::sync::atomic::AtomicBool,
+    /// Serialises `refresh_rules`.
+    rules_lock: Mutex<()>,
 }
 
 fn new_id() -> String {
@@ -196,6 +202,9 @@ impl Networks {
             pools,
             nets: Arc::new(Mutex::new(nets)),
             dns: Mutex::new(HashMap::new()),
+            spare: Mutex::new(None),
+            refilling: std::sync::atomic::AtomicBool::new(false),
+            rules_lock: Mutex::new(()),
         };
         for n in s.lock().values() {
             s.persist(n);
@@ -256,6 +265,9 @@ impl Networks {
 
     /// Rewrite berth's nftables table from the networks' state.
     pub fn refresh_rules(&self) -> anyhow::Result<()> {
+        // Read and applied under one lock: two refreshes that interleave would otherwise let
+        // the older view (a removed container's DNAT) be applied last.
+        let _serial = self.rules_lock.lock().unwrap_or_else(|e| e.into_inner());
         let rules: Vec<nft::NetRule> = self
             .lock()
             .values()
@@ -289,6 +301,7 @@ impl Networks {
 
     /// At daemon stop: remove the table (bridges stay, as docker0 does).
     pub fn shutdown(&self) {
+        self.spare.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Err(e) = nft::remove(&self.table) {
             tracing::warn!("removing nftables table {}: {e}", self.table);
         }
@@ -587,7 +600,7 @@ impl Networks {
         &self,
         container_id: &str,
         hostname: &str,
-        pid: i64,
+        netns: &std::fs::File,
     ) -> ApiResult<(Vec<String>, Option<Primary>)> {
         let ids: Vec<String> = {
             let nets = self.lock();
@@ -611,7 +624,7 @@ impl Networks {
         });
         let mut hosts = Vec::new();
         for (i, nid) in ids.iter().enumerate() {
-            match self.connect_one(container_id, nid, pid, i, i == 0) {
+            match self.connect_one(container_id, nid, netns, i, i == 0) {
                 Ok(ip) => hosts.push(format!("{ip}\t{hostname}")),
                 Err(e) => {
                     self.release(container_id);
@@ -620,6 +633,32 @@ impl Networks {
             }
         }
         Ok((hosts, primary))
+    }
+
+    /// The spare network namespace made ahead of time, if it is there (making one costs about
+    /// a millisecond of kernel work, better spent before the start is asked for).
+    pub fn take_spare(&self) -> Option<Sandbox> {
+        self.spare.try_lock().ok()?.take()
+    }
+
+    /// Make the next spare namespace in the background (once a start no longer needs the CPU).
+    pub fn refill_sandbox(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.refilling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = self.clone();
+        std::thread::spawn(move || {
+            let mut spare = me.spare.lock().unwrap_or_else(|e| e.into_inner());
+            if spare.is_none() {
+                match Sandbox::create() {
+                    Ok(s) => *spare = Some(s),
+                    Err(e) => tracing::warn!("making a spare network namespace: {e}"),
+                }
+            }
+            drop(spare);
+            me.refilling.store(false, Ordering::Release);
+        });
     }
 
     /// Connect a running container to one more network (network connect).
@@ -634,7 +673,9 @@ impl Networks {
                     .is_some_and(|m| m.endpoint.is_some())
             })
             .count();
-        self.connect_one(container_id, &n.id, pid, index, index == 0)
+        let netns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+            .map_err(|e| ApiError::internal(format!("container {container_id}: {e}")))?;
+        self.connect_one(container_id, &n.id, &netns, index, index == 0)
             .map(|_| ())
     }
 
@@ -642,7 +683,7 @@ impl Networks {
         &self,
         container_id: &str,
         network_id: &str,
-        pid: i64,
+        netns: &std::fs::File,
         index: usize,
         primary: bool,
     ) -> ApiResult<Ipv4Addr> {
@@ -692,7 +733,7 @@ impl Networks {
             }
             (ep, link_ep)
         };
-        let host_index = match link::attach(pid, &link_ep) {
+        let host_index = match link::attach_in(netns, &link_ep) {
             Ok(i) => i,
             Err(e) => {
                 let mut nets = self.lock();
@@ -1112,12 +1153,20 @@ pub fn join_for_create(
     Ok(())
 }
 
-/// At start, between the shim's spawn (the init waits) and the start: create the endpoints
-/// in the init's network namespace and add the addresses to the container's /etc/hosts.
+/// Whether a start gives the container a namespace the daemon made (`Networks::take_sandbox`):
+/// every mode but the host's and another container's, when berth manages networks.
+pub fn wants_sandbox(d: &crate::state::Daemon, rec: &crate::container::ContainerRecord) -> bool {
+    let mode = rec.host_config.network_mode.as_deref().unwrap_or("bridge");
+    d.networks.is_some() && mode != "host" && !mode.starts_with("container:")
+}
+
+/// At start, while the shim starts: create the endpoints in the container's network
+/// namespace (`netns`, made by the daemon) and add the addresses to its /etc/hosts. Done
+/// before the container's process runs.
 pub async fn setup(
     d: &crate::state::Shared,
     rec: &crate::container::ContainerRecord,
-    pid: i64,
+    netns: Option<std::fs::File>,
 ) -> ApiResult<()> {
     let Some(nets) = d.networks.clone() else {
         return Ok(());
@@ -1142,13 +1191,16 @@ pub async fn setup(
     if matches!(mode, "host" | "none") {
         return Ok(());
     }
+    let Some(netns) = netns else {
+        return Err(ApiError::internal("no network namespace to plumb"));
+    };
     let id = rec.id.clone();
     let hostname = crate::lifecycle::hostname_of(rec);
     let custom_dns = rec.host_config.dns.as_ref().is_some_and(|v| !v.is_empty());
     let wanted = wanted_ports(rec)?;
     tokio::task::spawn_blocking(move || -> ApiResult<()> {
         let t0 = std::time::Instant::now();
-        let (mut lines, primary) = nets.connect_all(&id, &hostname, pid)?;
+        let (mut lines, primary) = nets.connect_all(&id, &hostname, &netns)?;
         tracing::debug!("endpoints of {} plumbed in {:?}", &id[..12], t0.elapsed());
         if let Err(e) = nets.publish(&id, wanted) {
             nets.release(&id);

@@ -154,7 +154,11 @@ pub fn attach(pid: i64, ep: &Endpoint) -> Result<u32> {
             "no process to attach to (pid {pid})"
         )));
     }
-    let netns = File::open(format!("/proc/{pid}/ns/net"))?;
+    attach_in(&File::open(format!("/proc/{pid}/ns/net"))?, ep)
+}
+
+/// As `attach`, into the network namespace open as `netns` (e.g. a daemon-made sandbox).
+pub fn attach_in(netns: &File, ep: &Endpoint) -> Result<u32> {
     let mac = parse_mac(&ep.mac)?;
     let bridge = index_of(&ep.bridge)
         .ok_or_else(|| Error::Netlink(format!("bridge {} does not exist", ep.bridge)))?;
@@ -183,7 +187,7 @@ pub fn attach(pid: i64, ep: &Endpoint) -> Result<u32> {
             .map_err(|e| nl(&format!("creating veth {}", ep.host_if), e))?;
         let index = index_of(&ep.host_if)
             .ok_or_else(|| Error::Netlink(format!("{} vanished", ep.host_if)))?;
-        if let Err(e) = configure_inside(&netns, ep).await {
+        if let Err(e) = configure_inside(netns, ep).await {
             let _ = host.link().del(index).execute().await;
             return Err(e);
         }

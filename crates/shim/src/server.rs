@@ -850,6 +850,9 @@ impl<R: ContainerRuntime> Shim<R> {
         }
         self.close_streams(None);
         self.init.io = None;
+        // Waiters hear of the exit first: the cleanup (a cgroup rmdir per v1 hierarchy, about
+        // 1 ms) is not on `run --rm`'s path.
+        self.flush_clients();
         if let Err(e) = self.rt.cleanup() {
             eprintln!("berth-shim: runtime cleanup: {e}");
         }

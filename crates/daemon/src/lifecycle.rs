@@ -687,14 +687,16 @@ async fn on_exit(d: &Shared, c: &Arc<Container>, code: i64, finished: Option<Str
     }
     crate::events::container(d, &c.get(), "die", &[("exitCode", code.to_string())]);
     c.gate().shim_up = false;
-    let _ = d.save(c, false);
-    // An --rm container's rootfs is unmounted by its removal, off the waiting client's path
-    // (umount costs an RCU grace period).
     if !auto_remove {
+        let _ = d.save(c, false);
         unmount(d, &c.id).await;
+        crate::networking::teardown(d, &c.id).await;
+        let _ = tokio::fs::remove_dir_all(d.paths.shim_state_dir(&c.id)).await;
     }
-    crate::networking::teardown(d, &c.id).await;
-    let _ = tokio::fs::remove_dir_all(d.paths.shim_state_dir(&c.id)).await;
+    // An --rm container goes on to its removal, which does all of that off the waiting
+    // client's path (the unmount waits for an RCU grace period) or, after a crash, at the next
+    // start: its record still says running, and a running container without a shim is exited
+    // and then removed there.
     c.lifecycle.send_modify(|l| {
         l.running = false;
         l.exits += 1;

@@ -165,13 +165,21 @@ pub async fn run(client: &Client, args: RunArgs) -> anyhow::Result<i32> {
     }
 
     let attached = attach.stdin || attach.stdout || attach.stderr;
-    let conn = if attached {
-        Some(client.container_attach(&id, attach_query(attach)).await?)
-    } else {
-        None
-    };
     let condition = if opts.rm { "removed" } else { "next-exit" };
-    let waiter = client.container_wait_begin(&id, Some(condition)).await?;
+    // Both must be in place before the start; neither depends on the other.
+    let (conn, waiter) = tokio::join!(
+        async {
+            match attached {
+                true => client
+                    .container_attach(&id, attach_query(attach))
+                    .await
+                    .map(Some),
+                false => Ok(None),
+            }
+        },
+        client.container_wait_begin(&id, Some(condition))
+    );
+    let (conn, waiter) = (conn?, waiter?);
 
     let raw = if opts.tty && attach.stdin {
         RawTerminal::enable()

@@ -465,6 +465,9 @@ pub fn apply(
                 } else {
                     join(&dir, file_name.as_deref().unwrap_or(name))
                 };
+                if md.is_file() && copy_file_into(rootfs, real, &base, meta)? {
+                    continue;
+                }
                 write_tar_streaming(rootfs, |b| {
                     if md.is_dir() {
                         append_children(b, real, &base, meta)
@@ -502,6 +505,76 @@ pub fn apply(
         }
     }
     Ok(())
+}
+
+/// Copies one regular file to `rel` in the rootfs without a tar in between (the kernel
+/// copies the data: a 10 MB file no longer goes through a tar writer, a pipe and an unpack),
+/// with the metadata the tar path gives it. The parent is resolved inside the rootfs
+/// (`RESOLVE_IN_ROOT`) and the file created with `O_NOFOLLOW`. `false` when a directory is
+/// in the way: the tar path handles that.
+fn copy_file_into(rootfs: &Path, src: &Path, rel: &str, meta: Meta) -> Result<bool, String> {
+    use rustix::fs::{
+        fchmod, fchown, futimens, openat, openat2, statat, unlinkat, AtFlags, FileType, Gid,
+        Timespec, Timestamps, Uid,
+    };
+    let err = |e: rustix::io::Errno| format!("{rel}: {}", io::Error::from(e));
+    let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+    if name.is_empty() || name == "." || name == ".." {
+        return Ok(false);
+    }
+    let root = openat(
+        CWD,
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(err)?;
+    let dir = openat2(
+        &root,
+        if parent.is_empty() { "." } else { parent },
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(err)?;
+    match statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => return Ok(false),
+        Ok(_) => unlinkat(&dir, name, AtFlags::empty()).map_err(err)?,
+        Err(rustix::io::Errno::NOENT) => {}
+        Err(e) => return Err(err(e)),
+    }
+    let mut from = File::open(src).map_err(|e| format!("{}: {e}", src.display()))?;
+    let md = from.metadata().map_err(|e| e.to_string())?;
+    let fd = openat(
+        &dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(err)?;
+    let mut to = File::from(fd);
+    io::copy(&mut (&mut from).take(md.len()), &mut to).map_err(|e| format!("{rel}: {e}"))?;
+    let (uid, gid) = owner_of(&md, meta);
+    match fchown(&to, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))) {
+        Ok(()) | Err(rustix::io::Errno::PERM) | Err(rustix::io::Errno::INVAL) => {}
+        Err(e) => return Err(err(e)),
+    }
+    // After the owner: chown clears set-id bits.
+    let mode = meta.mode.unwrap_or(md.mode()) & 0o7777;
+    fchmod(&to, Mode::from_raw_mode(mode)).map_err(err)?;
+    let t = Timespec {
+        tv_sec: md.mtime().max(0),
+        tv_nsec: 0,
+    };
+    futimens(
+        &to,
+        &Timestamps {
+            last_access: t,
+            last_modification: t,
+        },
+    )
+    .map_err(err)?;
+    Ok(true)
 }
 
 fn join(dir: &str, name: &str) -> String {

@@ -422,8 +422,6 @@ impl ContextLock {
             // No index (first use, or a crash mid-update): start from an empty tree.
             let _ = std::fs::remove_dir_all(&tree);
         }
-        // Marked dirty until the end: a crash leaves no index, so the next build starts over.
-        let _ = std::fs::remove_file(self.dir.join("index.json"));
         std::fs::create_dir_all(&tree)?;
         let root = openat(CWD, &tree, DIR, Mode::empty())?;
         let wanted: HashMap<&str, &Entry> = manifest
@@ -432,6 +430,16 @@ impl ContextLock {
             .map(|e| (e.path.as_str(), e))
             .collect();
         let mut touched: HashSet<String> = HashSet::new();
+        // Marked dirty before the first change: a crash mid-update leaves no index, so the
+        // next build starts over. An unchanged context writes nothing at all.
+        let index_path = self.dir.join("index.json");
+        let mut dirty = false;
+        let mut mark_dirty = || {
+            if !dirty {
+                dirty = true;
+                let _ = std::fs::remove_file(&index_path);
+            }
+        };
 
         // Deletions: what the manifest no longer has, or has as another type (deepest first).
         let mut gone: Vec<String> = index
@@ -444,6 +452,9 @@ impl ContextLock {
             .map(|e| e.path.clone())
             .collect();
         gone.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
+        if !gone.is_empty() {
+            mark_dirty();
+        }
         for p in &gone {
             let (parent, name) = split(p);
             // A parent already gone (or replaced) took this entry with it.
@@ -461,6 +472,9 @@ impl ContextLock {
             match e.kind {
                 Kind::Dir => {
                     let old = index.get(&e.path);
+                    if old != Some(e) {
+                        mark_dirty();
+                    }
                     if old.is_none() {
                         let pd = open_dir(&root, parent)?;
                         match mkdirat(&pd, name, Mode::from_raw_mode(0o700)) {
@@ -478,6 +492,7 @@ impl ContextLock {
                 }
                 Kind::Symlink => {
                     if index.get(&e.path) != Some(e) {
+                        mark_dirty();
                         let pd = open_dir(&root, parent)?;
                         remove_all_at(&pd, OsStr::new(name))?;
                         symlinkat(e.link.as_deref().unwrap_or_default(), &pd, name)?;
@@ -525,6 +540,7 @@ impl ContextLock {
                     e.size
                 )));
             }
+            mark_dirty();
             let (parent, name) = split(&path);
             let pd = open_dir(&root, parent)?;
             let tmp = format!(".berth-tmp-{:016x}", rand_u64());
@@ -568,14 +584,16 @@ impl ContextLock {
                 futimens(&d, &ts(e.mtime))?;
             }
         }
-        let list: Vec<&Entry> = manifest
-            .entries
-            .iter()
-            .filter(|e| index.contains_key(&e.path))
-            .collect();
-        let tmp = self.dir.join("index.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&list).map_err(io::Error::other)?)?;
-        std::fs::rename(&tmp, self.dir.join("index.json"))?;
+        if dirty {
+            let list: Vec<&Entry> = manifest
+                .entries
+                .iter()
+                .filter(|e| index.contains_key(&e.path))
+                .collect();
+            let tmp = self.dir.join("index.json.tmp");
+            std::fs::write(&tmp, serde_json::to_vec(&list).map_err(io::Error::other)?)?;
+            std::fs::rename(&tmp, &index_path)?;
+        }
         // The lock file's mtime is the context's last use, for pruning.
         let _ = futimens(&self._lock, &ts(now()));
         Ok(manifest)
@@ -646,4 +664,135 @@ pub fn key_for(dir: &Path) -> String {
     use sha2::Digest as _;
     let canon = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     hex::encode(sha2::Sha256::digest(canon.as_os_str().as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str, kind: Kind, size: u64, mtime: i64) -> Entry {
+        Entry {
+            path: path.into(),
+            kind,
+            mode: if kind == Kind::Dir { 0o755 } else { 0o644 },
+            size,
+            mtime,
+            mtime_nsec: 0,
+            ctime: 0,
+            ctime_nsec: 0,
+            ino: 0,
+            link: (kind == Kind::Symlink).then(|| "target".to_string()),
+        }
+    }
+
+    fn upload(m: &Manifest, files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let json = serde_json::to_vec(m).expect("json");
+        let mut h = tar::Header::new_gnu();
+        h.set_size(json.len() as u64);
+        h.set_mode(0o600);
+        b.append_data(&mut h, MANIFEST_NAME, &json[..])
+            .expect("tar");
+        for (p, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, p, *data).expect("tar");
+        }
+        b.into_inner().expect("tar")
+    }
+
+    fn tmpdir() -> PathBuf {
+        let p = std::env::temp_dir().join(format!("berth-ctx-test-{:016x}", rand_u64()));
+        std::fs::create_dir_all(&p).expect("mkdir");
+        p
+    }
+
+    #[test]
+    fn manifests_with_unclean_paths_or_missing_parents_are_refused() {
+        for bad in ["../x", "/x", "a//b", "a/./b", "", "a/.."] {
+            let m = Manifest {
+                entries: vec![entry(bad, Kind::File, 0, 0)],
+                dockerfile: None,
+            };
+            assert!(
+                matches!(validate(&m), Err(ContextError::Invalid(_))),
+                "{bad}"
+            );
+        }
+        let orphan = Manifest {
+            entries: vec![entry("d/f", Kind::File, 0, 0)],
+            dockerfile: None,
+        };
+        assert!(validate(&orphan).is_err());
+        let under_link = Manifest {
+            entries: vec![
+                entry("l", Kind::Symlink, 0, 0),
+                entry("l/f", Kind::File, 0, 0),
+            ],
+            dockerfile: None,
+        };
+        assert!(validate(&under_link).is_err());
+        let twice = Manifest {
+            entries: vec![entry("f", Kind::File, 0, 0), entry("f", Kind::File, 0, 0)],
+            dockerfile: None,
+        };
+        assert!(validate(&twice).is_err());
+    }
+
+    #[test]
+    fn apply_sends_only_changes_and_detects_stale_uploads() {
+        let root = tmpdir();
+        let store = ContextStore::new(root.clone());
+        let key = "0123456789abcdef";
+        let m1 = Manifest {
+            entries: vec![
+                entry("a", Kind::File, 1, 100),
+                entry("d", Kind::Dir, 0, 100),
+                entry("d/b", Kind::File, 2, 100),
+                entry("l", Kind::Symlink, 0, 100),
+            ],
+            dockerfile: None,
+        };
+        assert_eq!(store.want(key, &m1).expect("want"), vec!["a", "d/b"]);
+        let lock = store.lock(key).expect("lock");
+        lock.apply(&upload(&m1, &[("a", b"1"), ("d/b", b"22")])[..])
+            .expect("apply");
+        let tree = lock.tree();
+        drop(lock);
+        assert_eq!(std::fs::read(tree.join("d/b")).expect("read"), b"22");
+        assert_eq!(
+            std::fs::read_link(tree.join("l")).expect("link"),
+            Path::new("target")
+        );
+        assert!(store.want(key, &m1).expect("want").is_empty());
+
+        // d/b changes, a goes away, l becomes a directory holding a file.
+        let m2 = Manifest {
+            entries: vec![
+                entry("d", Kind::Dir, 0, 100),
+                entry("d/b", Kind::File, 3, 200),
+                entry("l", Kind::Dir, 0, 100),
+                entry("l/n", Kind::File, 1, 100),
+            ],
+            dockerfile: None,
+        };
+        assert_eq!(store.want(key, &m2).expect("want"), vec!["d/b", "l/n"]);
+        // Leaving out a changed file is a stale upload, not a silent mismatch.
+        let lock = store.lock(key).expect("lock");
+        let r = lock.apply(&upload(&m2, &[("l/n", b"n")])[..]);
+        assert!(matches!(r, Err(ContextError::Stale(_))), "{r:?}");
+        lock.apply(&upload(&m2, &[("d/b", b"333"), ("l/n", b"n")])[..])
+            .expect("apply");
+        drop(lock);
+        assert!(!tree.join("a").exists());
+        assert_eq!(std::fs::read(tree.join("d/b")).expect("read"), b"333");
+        assert_eq!(std::fs::read(tree.join("l/n")).expect("read"), b"n");
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            std::fs::metadata(tree.join("d/b")).expect("md").mtime(),
+            200
+        );
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

@@ -1016,6 +1016,16 @@ fn incremental_context_gives_what_a_fresh_classic_build_gives() {
         !listing.iter().any(|l| l.contains("dockerfile")),
         "{listing:?}"
     );
+
+    // `builder prune` (POST /build/prune) drops the kept contexts.
+    let o = d.cli(Client::Docker, &["builder", "prune", "-f"]);
+    assert_success("builder prune", &o);
+    assert!(
+        stdout(&o).contains("Total reclaimed space"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(kept_trees(&d).is_empty(), "{:?}", kept_trees(&d));
 }
 
 /// A raw tar entry: the name and link bytes are written as given (no checks), so tests can

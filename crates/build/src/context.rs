@@ -298,18 +298,26 @@ impl ContextStore {
     /// Takes the key's lock (waiting for another build with the same key to finish).
     pub fn lock(&self, key: &str) -> Result<ContextLock, ContextError> {
         let dir = self.dir(key)?;
-        std::fs::create_dir_all(&dir)?;
-        let f = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("lock"))?;
-        flock(&f, FlockOperation::LockExclusive)?;
-        Ok(ContextLock { dir, _lock: f })
+        loop {
+            std::fs::create_dir_all(&dir)?;
+            let f = File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(dir.join("lock"))?;
+            flock(&f, FlockOperation::LockExclusive)?;
+            // A prune may have removed the context while we waited: lock the new one.
+            let held = f.metadata()?.ino();
+            match std::fs::metadata(dir.join("lock")) {
+                Ok(m) if m.ino() == held => return Ok(ContextLock { dir, _lock: f }),
+                _ => continue,
+            }
+        }
     }
 
-    /// Removes the least recently used contexts beyond `keep` (skipping ones in use).
-    pub fn prune(&self, keep: usize) -> u64 {
+    /// Removes the least recently used contexts beyond `keep` (skipping ones in use);
+    /// returns the keys removed and the bytes freed.
+    pub fn prune(&self, keep: usize) -> (Vec<String>, u64) {
         let mut all: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&self.root)
             .into_iter()
             .flatten()
@@ -323,6 +331,7 @@ impl ContextStore {
             .collect();
         all.sort();
         let excess = all.len().saturating_sub(keep);
+        let mut removed = Vec::new();
         let mut freed = 0;
         for (_, dir) in all.into_iter().take(excess) {
             let Ok(f) = File::options().write(true).open(dir.join("lock")) else {
@@ -332,12 +341,14 @@ impl ContextStore {
                 continue;
             }
             freed += du(&dir);
-            // The lock file goes last: a builder waiting on it finds an empty dir.
-            let _ = std::fs::remove_dir_all(dir.join("tree"));
+            // The index goes first: a builder that takes the lock next starts over.
             let _ = std::fs::remove_file(dir.join("index.json"));
             let _ = std::fs::remove_dir_all(&dir);
+            if let Some(k) = dir.file_name().and_then(|n| n.to_str()) {
+                removed.push(k.to_string());
+            }
         }
-        freed
+        (removed, freed)
     }
 }
 

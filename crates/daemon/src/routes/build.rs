@@ -320,3 +320,62 @@ pub async fn context_want(State(d): State<Shared>, req: Request) -> ApiResult<Re
         .body(Body::from(line(json!({ "want": want }))))
         .unwrap_or_default())
 }
+
+/// `POST /build/prune`: removes the kept contexts no build is using and the remembered
+/// file digests (`all` also empties the `RUN --mount=type=cache` dirs). The layer cache is
+/// images, as with Docker's classic builder: `image prune` removes those.
+pub async fn prune(State(d): State<Shared>, req: Request) -> ApiResult<Response> {
+    let pairs = query_pairs(req.uri().query());
+    let all = parse_bool(first(&pairs, "all").as_deref());
+    let root = d.paths.data_root.join("build-cache");
+    let store = contexts(&d);
+    let (deleted, freed) = tokio::task::spawn_blocking(move || {
+        let (mut deleted, mut freed) = store.prune(0);
+        let mut dirs = vec!["files"];
+        if all {
+            dirs.push("mounts");
+        }
+        for name in dirs {
+            let dir = root.join(name);
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let size = dir_size(&e.path());
+                let gone = if e.path().is_dir() {
+                    std::fs::remove_dir_all(e.path())
+                } else {
+                    std::fs::remove_file(e.path())
+                };
+                if gone.is_ok() {
+                    freed += size;
+                    if name == "mounts" {
+                        deleted.push(e.file_name().to_string_lossy().into_owned());
+                    }
+                }
+            }
+        }
+        (deleted, freed)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(line(
+            json!({"CachesDeleted": deleted, "SpaceReclaimed": freed}),
+        )))
+        .unwrap_or_default())
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    let Ok(md) = std::fs::symlink_metadata(p) else {
+        return 0;
+    };
+    if !md.is_dir() {
+        return md.len();
+    }
+    std::fs::read_dir(p)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| dir_size(&e.path()))
+        .sum()
+}

@@ -76,6 +76,7 @@ pub fn router(d: Shared) -> Router {
         .route("/commit", post(images::commit))
         .route("/build", post(build::build))
         .route("/berth/build/context", post(build::context_want))
+        .route("/build/prune", post(build::prune))
         .route("/networks", get(networks::list))
         .route("/networks/create", post(networks::create))
         .route("/networks/prune", post(networks::prune))

@@ -869,7 +869,7 @@ fn config_no_interpolate_keeps_variables_as_written() {
 
 /// `compose restart SERVICE` restarts, after it, the services that depend on it with
 /// `restart: true` (transitively), not those whose `depends_on` does not say so;
-/// `--no-deps` restarts only the named service.
+/// `--no-deps` restarts only the named service; `up` restarts them when it recreates it.
 #[test]
 fn restart_of_a_dependency_restarts_its_restart_true_dependents() {
     let d = TestDaemon::start();
@@ -926,6 +926,41 @@ services:
     let last = snapshot();
     assert_ne!(after[0], last[0], "db restarted");
     assert_eq!(after[1..], last[1..], "--no-deps: only db");
+
+    // `up` once db's configuration changed: db is recreated, api (restart: true) restarted
+    // in place, side (no restart: true) left running as it was.
+    let api_id = d.inspect("rst-api-1")["Id"].clone();
+    write(
+        &dir,
+        "compose.override.yaml",
+        "services:\n  db:\n    environment: {CHANGED: \"1\"}\n",
+    );
+    let out = compose_in(&d, &dir, &["up", "-d"]);
+    assert_success("up -d (db changed)", &out);
+    let err = stderr(&out);
+    assert!(err.contains("Container rst-db-1  Recreated"), "{err}");
+    assert!(err.contains("Container rst-api-1  Started"), "{err}");
+    let now = snapshot();
+    assert_ne!(last[1], now[1], "api restarted");
+    assert_eq!(
+        d.inspect("rst-api-1")["Id"],
+        api_id,
+        "api restarted, not recreated"
+    );
+    assert_eq!(last[3], now[3], "side left alone");
+
+    // `stop`: each service after those that depend on it.
+    let out = compose_in(&d, &dir, &["stop"]);
+    assert_success("stop", &out);
+    let finished = |s: &str| {
+        let v = d.inspect(&format!("rst-{s}-1"));
+        assert_eq!(v["State"]["Running"], false, "{s}");
+        let t = v["State"]["FinishedAt"].as_str().unwrap_or("").to_string();
+        chrono::DateTime::parse_from_rfc3339(&t).expect("FinishedAt")
+    };
+    assert!(finished("web") <= finished("api"), "web stopped before api");
+    assert!(finished("api") <= finished("db"), "api stopped before db");
+    assert!(finished("side") <= finished("db"), "side stopped before db");
 
     let out = compose_in(&d, &dir, &["down"]);
     assert_success("down", &out);

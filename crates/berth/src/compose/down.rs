@@ -84,14 +84,34 @@ async fn remove_containers(
     o: &DownOptions,
     progress: &Progress,
 ) -> anyhow::Result<()> {
+    let (client, progress, timeout, volumes) =
+        (client.clone(), progress.clone(), o.timeout, o.volumes);
+    in_reverse_dependency_order(p, doomed, move |c| {
+        let (client, progress) = (client.clone(), progress.clone());
+        async move { remove_one(&client, &c, &progress, timeout, volumes).await }
+    })
+    .await
+}
+
+/// Run `f` on each container — a service's once every service depending on it is done,
+/// independent ones side by side — and return the first failure.
+pub async fn in_reverse_dependency_order<F, Fut>(
+    p: &Project,
+    containers: Vec<Value>,
+    f: F,
+) -> anyhow::Result<()>
+where
+    F: Fn(Value) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
     let mut by_service: HashMap<String, Vec<Value>> = HashMap::new();
-    for c in doomed {
+    for c in containers {
         by_service
             .entry(engine::service_of(&c).to_string())
             .or_default()
             .push(c);
     }
-    // Who depends on whom, among the services that have containers to remove.
+    // Who depends on whom, among the services that have containers here.
     let mut dependents: HashMap<&str, Vec<String>> = HashMap::new();
     for s in by_service.keys() {
         if let Some(deps) = p.model["services"][s]["depends_on"].as_object() {
@@ -102,7 +122,7 @@ async fn remove_containers(
             }
         }
     }
-    let (mut senders, gone): (HashMap<String, _>, HashMap<String, _>) = by_service
+    let (mut senders, done): (HashMap<String, _>, HashMap<String, _>) = by_service
         .keys()
         .map(|s| {
             let (tx, rx) = watch::channel(false);
@@ -113,24 +133,19 @@ async fn remove_containers(
     for (service, containers) in by_service {
         let waits: Vec<watch::Receiver<bool>> = dependents
             .get(service.as_str())
-            .map(|v| v.iter().map(|d| gone[d].clone()).collect())
+            .map(|v| v.iter().map(|d| done[d].clone()).collect())
             .unwrap_or_default();
         let tx = senders.remove(&service).expect("a channel per service");
-        let (client, progress, timeout, volumes) =
-            (client.clone(), progress.clone(), o.timeout, o.volumes);
+        let f = f.clone();
         set.spawn(async move {
             for mut w in waits {
-                // A dependent that failed to go still lets its dependencies go.
+                // A dependent that failed still lets its dependencies go.
                 let _ = w.wait_for(|v| *v).await;
             }
-            let r = join_all(
-                containers
-                    .iter()
-                    .map(|c| remove_one(&client, c, &progress, timeout, volumes)),
-            )
-            .await
-            .into_iter()
-            .collect::<anyhow::Result<Vec<()>>>();
+            let r = join_all(containers.into_iter().map(&f))
+                .await
+                .into_iter()
+                .collect::<anyhow::Result<Vec<()>>>();
             let _ = tx.send(true);
             r
         });

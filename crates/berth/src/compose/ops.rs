@@ -66,6 +66,8 @@ pub async fn start(client: &Client, p: &Project, services: &[String]) -> anyhow:
     Ok(0)
 }
 
+/// `compose stop`: a service's containers once those of the services depending on it are
+/// stopped, independent ones side by side.
 pub async fn stop(
     client: &Client,
     p: &Project,
@@ -73,15 +75,23 @@ pub async fn stop(
     timeout: Option<i64>,
 ) -> anyhow::Result<i32> {
     let progress = Progress::new("Stopping");
-    for c in targets(client, p, services, true, false).await? {
-        if !matches!(state(&c), "running" | "restarting" | "paused") {
-            continue;
+    let running: Vec<Value> = targets(client, p, services, true, false)
+        .await?
+        .into_iter()
+        .filter(|c| matches!(state(c), "running" | "restarting" | "paused"))
+        .collect();
+    let client = client.clone();
+    super::down::in_reverse_dependency_order(p, running, move |c| {
+        let (client, progress) = (client.clone(), progress.clone());
+        async move {
+            let name = engine::name_of(&c);
+            progress.working("Container", name, "Stopping");
+            client.container_stop(id(&c), None, timeout).await?;
+            progress.done("Container", name, "Stopped");
+            Ok(())
         }
-        let name = engine::name_of(&c);
-        progress.working("Container", name, "Stopping");
-        client.container_stop(id(&c), None, timeout).await?;
-        progress.done("Container", name, "Stopped");
-    }
+    })
+    .await?;
     Ok(0)
 }
 

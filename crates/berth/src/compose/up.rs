@@ -2,7 +2,9 @@
 //! networks, volumes, images, then each service's containers in dependency order — in
 //! parallel where independent, waiting where a `depends_on` condition asks for it.
 
+use std::cell::Cell;
 use std::collections::{BTreeSet, HashMap};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -152,6 +154,7 @@ pub async fn converge(
         .run_until(async {
             let mut created: HashMap<String, watch::Receiver<Option<bool>>> = HashMap::new();
             let mut started: HashMap<String, watch::Receiver<Option<bool>>> = HashMap::new();
+            let mut recreated: HashMap<String, Rc<Cell<bool>>> = HashMap::new();
             let mut tasks = tokio::task::JoinSet::new();
             for s in &selected {
                 let (created_tx, created_rx) = watch::channel(None);
@@ -167,8 +170,10 @@ pub async fn converge(
                                         .as_str()
                                         .unwrap_or("service_started")
                                         .to_string(),
+                                    restart: v["restart"].as_bool() == Some(true),
                                     created: created.get(d)?.clone(),
                                     started: started.get(d)?.clone(),
+                                    recreated: recreated.get(d)?.clone(),
                                 })
                             })
                             .collect()
@@ -176,6 +181,8 @@ pub async fn converge(
                     .unwrap_or_default();
                 created.insert(s.clone(), created_rx);
                 started.insert(s.clone(), started_rx);
+                let was_recreated = Rc::new(Cell::new(false));
+                recreated.insert(s.clone(), was_recreated.clone());
                 // The containers listed at the start are the service's: only this task
                 // changes them.
                 let existing: Vec<Value> = all
@@ -199,6 +206,9 @@ pub async fn converge(
                             d.wait(&s, &d.created).await?;
                         }
                         let made = prepare_service(&client, &p, &s, &o, &progress, existing).await;
+                        if let Ok(m) = &made {
+                            was_recreated.set(m.iter().any(|c| c.recreated));
+                        }
                         let _ = created_tx.send(Some(made.is_ok()));
                         let made = made?;
                         if !o.start {
@@ -209,7 +219,10 @@ pub async fn converge(
                             wait_condition(&client, &p, &d.service, &d.condition, &progress)
                                 .await?;
                         }
-                        start_service(&client, made, &progress).await
+                        // `restart: true`: a dependency that was recreated restarts what
+                        // depends on it and kept running.
+                        let restart = deps.iter().any(|d| d.restart && d.recreated.get());
+                        start_service(&client, made, restart, &progress).await
                     }
                     .await;
                     // A task that failed before creating releases its dependents too.
@@ -257,8 +270,12 @@ pub async fn converge(
 struct Dependency {
     service: String,
     condition: String,
+    /// `restart: true`.
+    restart: bool,
     created: watch::Receiver<Option<bool>>,
     started: watch::Receiver<Option<bool>>,
+    /// Whether this `up` recreated any of the dependency's containers (set once created).
+    recreated: Rc<Cell<bool>>,
 }
 
 impl Dependency {
@@ -371,6 +388,7 @@ pub(super) async fn wait_condition(
 struct Prepared {
     running: Running,
     was_running: bool,
+    recreated: bool,
 }
 
 /// One service's containers: scale down, recreate what diverged, create what is missing.
@@ -406,10 +424,11 @@ async fn prepare_service(
         let diverged = current.is_some_and(|c| {
             o.force_recreate || c["Labels"][spec::LABEL_HASH].as_str() != Some(hash.as_str())
         });
-        let (id, was_running) = match current {
+        let (id, was_running, recreated) = match current {
             Some(c) if !diverged || o.no_recreate => (
                 c["Id"].as_str().unwrap_or("").to_string(),
                 c["State"].as_str() == Some("running"),
+                false,
             ),
             Some(c) => {
                 progress.working("Container", &name, "Recreate");
@@ -420,13 +439,13 @@ async fn prepare_service(
                 client.container_remove(old, true, false, false).await?;
                 let id = create(client, p, service, n, &name).await?;
                 progress.done("Container", &name, "Recreated");
-                (id, false)
+                (id, false, true)
             }
             None => {
                 progress.working("Container", &name, "Creating");
                 let id = create(client, p, service, n, &name).await?;
                 progress.done("Container", &name, "Created");
-                (id, false)
+                (id, false, false)
             }
         };
         out.push(Prepared {
@@ -437,22 +456,28 @@ async fn prepare_service(
                 tty,
             },
             was_running,
+            recreated,
         });
     }
     Ok(out)
 }
 
 /// Start what `prepare_service` left stopped, one container after the other (replicas in
-/// order, as compose numbers them).
+/// order, as compose numbers them); `restart`: restart those that kept running.
 async fn start_service(
     client: &Client,
     made: Vec<Prepared>,
+    restart: bool,
     progress: &Progress,
 ) -> anyhow::Result<Vec<Running>> {
     let mut out = Vec::new();
     for m in made {
         let name = &m.running.name;
-        if m.was_running {
+        if m.was_running && restart {
+            progress.working("Container", name, "Restarting");
+            client.container_restart(&m.running.id, None, None).await?;
+            progress.done("Container", name, "Started");
+        } else if m.was_running {
             progress.done("Container", name, "Running");
         } else {
             progress.working("Container", name, "Starting");

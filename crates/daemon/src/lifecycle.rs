@@ -103,20 +103,32 @@ pub async fn create(
         mounts,
     };
     let dir = d.paths.container_dir(&id);
-    let prepared = async {
-        tokio::fs::create_dir_all(d.paths.bundle_dir(&id)).await?;
-        write_etc_files(d, &record).await
+    // The files and the snapshot in one trip to the blocking pool (each trip is a thread
+    // hand-off on `run`'s path).
+    let prepared = {
+        let (d2, rec2, img) = (d.clone(), record.clone(), image.id.clone());
+        tokio::task::spawn_blocking(move || -> ApiResult<()> {
+            std::fs::create_dir_all(d2.paths.bundle_dir(&rec2.id))?;
+            write_etc_files(&d2, &rec2)?;
+            let lowers = d2.images.lowers(&img)?;
+            d2.images.snapshots().prepare_container(&rec2.id, &lowers)?;
+            Ok(())
+        })
+        .await?
     };
-    if let Err(e) = prepared.await {
+    let undo_disk = |d: &Shared| {
         drop_created(d);
-        let _ = tokio::fs::remove_dir_all(&dir).await;
+        let _ = d.images.snapshots().remove_container(&id);
+        let _ = std::fs::remove_dir_all(&dir);
+    };
+    if let Err(e) = prepared {
+        undo_disk(d);
         return Err(e);
     }
     let c = match d.insert(record) {
         Ok(c) => c,
         Err(e) => {
-            drop_created(d);
-            let _ = tokio::fs::remove_dir_all(&dir).await;
+            undo_disk(d);
             return Err(e);
         }
     };
@@ -126,22 +138,12 @@ pub async fn create(
     };
     let joined =
         crate::networking::join_for_create(d, &id, &cname, &chc, body.networking_config.as_ref());
-    let d2 = d.clone();
-    let id2 = id.clone();
-    let img = image.id.clone();
-    let prepared = tokio::task::spawn_blocking(move || -> ApiResult<()> {
-        let lowers = d2.images.lowers(&img)?;
-        d2.images.snapshots().prepare_container(&id2, &lowers)?;
-        Ok(())
-    })
-    .await?;
     // An --rm container need not survive a crash; skipping the fsync keeps `run --rm` fast.
     let durable = c.lock().host_config.auto_remove != Some(true);
-    if let Err(e) = joined.and(prepared).and_then(|_| d.save(&c, durable)) {
+    if let Err(e) = joined.and_then(|_| d.save(&c, durable)) {
         crate::networking::forget(d, &id).await;
         d.remove_from_index(&id);
-        drop_created(d);
-        let _ = tokio::fs::remove_dir_all(&dir).await;
+        undo_disk(d);
         return Err(e);
     }
     crate::events::container(d, &c.get(), "create", &[]);
@@ -286,7 +288,7 @@ fn merge_config(body: &ContainerCreateBody, image: &ImageRecord) -> ApiResult<Co
     Ok(c)
 }
 
-async fn write_etc_files(d: &Daemon, rec: &ContainerRecord) -> ApiResult<()> {
+fn write_etc_files(d: &Daemon, rec: &ContainerRecord) -> ApiResult<()> {
     let dir = d.paths.container_dir(&rec.id);
     let hostname = hostname_of(rec);
     let host_net = rec.host_config.network_mode.as_deref() == Some("host");
@@ -307,9 +309,9 @@ async fn write_etc_files(d: &Daemon, rec: &ContainerRecord) -> ApiResult<()> {
         }
     }
     let resolv = resolv_conf(&rec.host_config);
-    tokio::fs::write(dir.join("hostname"), hostname_data).await?;
-    tokio::fs::write(dir.join("hosts"), hosts).await?;
-    tokio::fs::write(dir.join("resolv.conf"), resolv).await?;
+    std::fs::write(dir.join("hostname"), hostname_data)?;
+    std::fs::write(dir.join("hosts"), hosts)?;
+    std::fs::write(dir.join("resolv.conf"), resolv)?;
     Ok(())
 }
 

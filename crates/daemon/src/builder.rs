@@ -29,7 +29,7 @@ pub struct DaemonExecutor {
     pub network_mode: Option<String>,
     /// `--pull`: fetch base images even when they are present.
     pub always_pull: bool,
-    /// Layers committed (their blobs are made durable once the build has answered).
+    /// Images committed, written without syncs: the build makes them durable together.
     pub committed: Arc<Mutex<Vec<Digest>>>,
     cancel: Option<CancelSignal>,
     /// Snapshots opened and not yet closed (removed on drop).
@@ -420,6 +420,7 @@ impl Executor for DaemonExecutor {
                 created_by.to_string(),
             )
             .map_err(|e| e.to_string())?;
+        self.note_commit(&id);
         self.state(&id)
     }
 

@@ -143,6 +143,17 @@ pub async fn build(State(d): State<Shared>, req: Request) -> ApiResult<Response>
         };
         // Executors (and their snapshots and containers) are gone when this returns.
         let r = executor::build_parallel(&plan, &opts, &ctx, df.escape, &factory, &mut out);
+        // What the build wrote is made durable in one go before anyone is told its name.
+        let made = committed.lock().map(|c| c.clone()).unwrap_or_default();
+        // (A failed build's earlier steps too: the cache keeps them.)
+        let synced = d2.images.sync_built(&made);
+        let r = r.and_then(|id| match synced {
+            Ok(()) => Ok(id),
+            Err(e) => Err(executor::BuildError {
+                message: format!("saving the build's images: {e}"),
+                code: None,
+            }),
+        });
         match r {
             Ok(id) => {
                 // As Docker's classic builder: the aux ID, then "Successfully built".
@@ -190,11 +201,6 @@ pub async fn build(State(d): State<Shared>, req: Request) -> ApiResult<Response>
         if let Some(held) = received.lock {
             drop(held);
             contexts(&d2).prune(context::KEEP_CONTEXTS);
-        }
-        // Layer blobs were written without a sync each; they are made durable here, off
-        // the answer's path.
-        for id in committed.lock().map(|c| c.clone()).unwrap_or_default() {
-            let _ = d2.images.sync_top_layer(&id);
         }
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {

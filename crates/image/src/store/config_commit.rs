@@ -3,7 +3,7 @@
 //! marked `empty_layer`), and layers kept uncompressed.
 
 use std::fs::{self, File};
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use super::layers::Txn;
@@ -21,8 +21,8 @@ impl ImageStore {
     /// (it holds overlayfs' own whiteouts, as an unpacked layer does; containerd's
     /// snapshotter commits the same way), so the data is written once more, not twice.
     /// `upper` must be unmounted and is consumed; where it cannot be moved the snapshot is
-    /// unpacked from the blob. The blob is not fsynced here: the caller syncs the build's
-    /// blobs once its answer is out (`sync_top_layer`).
+    /// unpacked from the blob. Nothing is fsynced here: the caller syncs what the build
+    /// made in one go (`sync_built`).
     pub fn commit_build_layer(
         &self,
         upper: &Path,
@@ -96,7 +96,7 @@ impl ImageStore {
                 diff_ids,
             };
             let bytes = serde_json::to_vec(&config)?;
-            let id = self.put_blob_txn(&bytes[..], Some(&Digest::from_bytes(&bytes)), &mut txn)?;
+            let id = self.put_config_unsynced(&bytes, &mut txn)?;
             let meta = ImageMeta {
                 id: id.clone(),
                 layers,
@@ -104,7 +104,7 @@ impl ImageStore {
                 parent: base.map(|(m, _)| m.id),
                 repo_digests: Vec::new(),
             };
-            self.commit_images(vec![meta], Vec::new())?;
+            self.publish_unsynced(meta)?;
             Ok(id)
         })();
         if res.is_err() {
@@ -115,17 +115,68 @@ impl ImageStore {
         res
     }
 
-    /// Makes the newest layer blob of image `id` durable (see `commit_build_layer`).
-    pub fn sync_top_layer(&self, id: &Digest) -> Result<()> {
-        let blob = self
-            .read_index()
-            .images
-            .get(id)
-            .and_then(|(m, _)| m.layers.last().map(|l| l.blob.clone()));
-        if let Some(b) = blob {
-            self.content.open_blob(&b)?.sync_data()?;
+    /// A config blob, written without a sync (see `sync_built`).
+    fn put_config_unsynced(&self, bytes: &[u8], txn: &mut Txn) -> Result<Digest> {
+        let id = Digest::from_bytes(bytes);
+        let dest = self.content.path(&id);
+        if !dest.exists() {
+            let (tmp, mut f) = self.content.ingest_file()?;
+            let written = f.write_all(bytes).and_then(|()| fs::rename(&tmp, &dest));
+            if let Err(e) = written {
+                let _ = fs::remove_file(&tmp);
+                return Err(e.into());
+            }
+            txn.blobs.push(id.clone());
         }
+        Ok(id)
+    }
+
+    /// Makes an image visible with its metadata written without a sync and the tags left
+    /// alone (a build step's image has none).
+    fn publish_unsynced(&self, meta: ImageMeta) -> Result<()> {
+        let path = self.meta_path(&meta.id);
+        // `.tmp-` names are what recovery clears after a crash.
+        let tmp = path.with_file_name(format!(".tmp-{:016x}", rand::random::<u64>()));
+        fs::write(&tmp, serde_json::to_vec_pretty(&meta)?)
+            .and_then(|()| fs::rename(&tmp, &path))
+            .inspect_err(|_| {
+                let _ = fs::remove_file(&tmp);
+            })?;
+        let config = ImageConfig::from_slice(&self.content.read(&meta.id)?)?;
+        self.write_index()
+            .images
+            .insert(meta.id.clone(), (meta, config));
         Ok(())
+    }
+
+    /// Makes what `commit_build_layer` and `commit_config` wrote for `ids` durable: each
+    /// image's newest layer blob, config blob and metadata, then their directories. The
+    /// syncs run side by side, so the filesystem commits them together instead of one
+    /// journal commit each; the caller does this before it names the images to anyone.
+    pub fn sync_built(&self, ids: &[Digest]) -> Result<()> {
+        let mut files = Vec::new();
+        {
+            let idx = self.read_index();
+            for id in ids {
+                if let Some((m, _)) = idx.images.get(id) {
+                    if let Some(l) = m.layers.last() {
+                        files.push(self.content.path(&l.blob));
+                    }
+                }
+                files.push(self.content.path(id));
+                files.push(self.meta_path(id));
+            }
+        }
+        files.sort();
+        files.dedup();
+        sync_all_side_by_side(&files)?;
+        let mut dirs: Vec<std::path::PathBuf> = files
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        sync_all_side_by_side(&dirs)
     }
 
     /// A new image on top of `parent` (none: an image with no layers) with `run_config` and
@@ -174,7 +225,7 @@ impl ImageStore {
         let mut txn = Txn::default();
         let res = (|| {
             let bytes = serde_json::to_vec(&config)?;
-            let id = self.put_blob_txn(&bytes[..], Some(&Digest::from_bytes(&bytes)), &mut txn)?;
+            let id = self.put_config_unsynced(&bytes, &mut txn)?;
             let meta = ImageMeta {
                 id: id.clone(),
                 layers: base
@@ -185,7 +236,7 @@ impl ImageStore {
                 parent: base.map(|(m, _)| m.id),
                 repo_digests: Vec::new(),
             };
-            self.commit_images(vec![meta], Vec::new())?;
+            self.publish_unsynced(meta)?;
             Ok(id)
         })();
         if res.is_err() {
@@ -237,4 +288,19 @@ fn regular_bytes(p: &Path) -> u64 {
             _ => 0,
         })
         .sum()
+}
+
+/// fsyncs every path (files or directories) on threads of their own.
+fn sync_all_side_by_side(paths: &[std::path::PathBuf]) -> Result<()> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = paths
+            .iter()
+            .map(|p| s.spawn(move || File::open(p).and_then(|f| f.sync_all())))
+            .collect();
+        for h in handles {
+            h.join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("sync thread panicked")))?;
+        }
+        Ok(())
+    })
 }

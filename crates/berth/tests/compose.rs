@@ -592,7 +592,8 @@ volumes:
 /// `config --format json` is Docker Compose v2's, byte for byte in meaning, on the fixtures
 /// under tests/fixtures/compose (awkward `.env` files, interpolation, `-f` overrides,
 /// `extends`, `include`, short and long forms, units, unused resources) — with and without
-/// `--no-interpolate`.
+/// `--no-interpolate` — and the `--services`/`--volumes`/`--networks`/`--profiles`/`--images`
+/// listings.
 #[test]
 fn config_json_matches_docker_compose_v2_on_the_fixtures() {
     let Some(bin) = docker_compose_binary() else {
@@ -640,6 +641,34 @@ fn config_json_matches_docker_compose_v2_on_the_fixtures() {
                 stdout(&theirs),
                 stdout(&ours)
             );
+        }
+        // The listings, as sets (compose prints most of them in Go's random map order).
+        for flag in [
+            "--services",
+            "--volumes",
+            "--networks",
+            "--profiles",
+            "--images",
+        ] {
+            let mut theirs = Command::new(&bin);
+            theirs.args(["config", flag]);
+            env(&mut theirs);
+            let theirs = run_bounded(theirs, None, COMMAND_TIMEOUT);
+            let mut ours = Command::new(BERTH);
+            ours.args(["compose", "config", flag]);
+            env(&mut ours);
+            let ours = run_bounded(ours, None, COMMAND_TIMEOUT);
+            let what = format!("{} config {flag}", dir.display());
+            assert_success(&format!("docker-compose {what}"), &theirs);
+            assert_success(&format!("berth compose {what}"), &ours);
+            let (mut a, mut b) = (stdout(&theirs), stdout(&ours));
+            let sorted = |x: &str| {
+                let mut l: Vec<&str> = x.lines().collect();
+                l.sort();
+                l.join("\n")
+            };
+            (a, b) = (sorted(&a), sorted(&b));
+            assert_eq!(a, b, "{what}");
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct Project {
     pub files: Vec<PathBuf>,
     /// The interpolation environment: the shell's over the `.env` file's.
     pub environment: BTreeMap<String, String>,
+    /// Every profile a service names, enabled or not (`config --profiles`).
+    pub all_profiles: BTreeSet<String>,
 }
 
 impl Project {
@@ -318,6 +320,14 @@ pub fn load_project(opts: &Options) -> Result<Project, Error> {
     for (base, inc) in &includes {
         crate::include::apply(&mut doc, base, inc, &name, opts)?;
     }
+    let all_profiles: BTreeSet<String> = doc["services"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter_map(|s| s["profiles"].as_array())
+        .flatten()
+        .filter_map(|p| p.as_str().map(String::from))
+        .collect();
     let model = if opts.no_interpolate {
         crate::model::uninterpolated(&doc, &name, &working_dir)
     } else {
@@ -330,6 +340,7 @@ pub fn load_project(opts: &Options) -> Result<Project, Error> {
         warnings,
         files,
         environment: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        all_profiles,
     };
     project.start_order()?;
     Ok(project)

@@ -476,6 +476,15 @@ pub struct ConfigArgs {
     /// Print the volume names, one per line.
     #[arg(long)]
     pub volumes: bool,
+    /// Print the network names, one per line.
+    #[arg(long)]
+    pub networks: bool,
+    /// Print the image names, one per line.
+    #[arg(long)]
+    pub images: bool,
+    /// Print the profile names, one per line.
+    #[arg(long)]
+    pub profiles: bool,
     /// Print the service config hash, one per line (`*` for all services).
     #[arg(long)]
     pub hash: Option<String>,
@@ -940,18 +949,30 @@ fn escape_dollars(v: &mut serde_json::Value) {
 
 fn config(p: &Project, c: ConfigArgs) -> anyhow::Result<i32> {
     let mut out = String::new();
+    let lines = |v: &mut String, items: &mut dyn Iterator<Item = String>| {
+        for i in items {
+            v.push_str(&i);
+            v.push('\n');
+        }
+    };
+    let keys = |kind: &str| -> Vec<String> {
+        p.model[kind]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    };
     if c.services {
-        for s in p.service_names() {
-            out.push_str(&s);
-            out.push('\n');
-        }
+        // Dependencies first, as compose walks them.
+        lines(&mut out, &mut p.start_order()?.into_iter());
     } else if c.volumes {
-        if let Some(v) = p.model["volumes"].as_object() {
-            for k in v.keys() {
-                out.push_str(k);
-                out.push('\n');
-            }
-        }
+        lines(&mut out, &mut keys("volumes").into_iter());
+    } else if c.networks {
+        lines(&mut out, &mut keys("networks").into_iter());
+    } else if c.images {
+        let images = p.service_names().into_iter();
+        lines(&mut out, &mut images.map(|s| spec::image_name(p, &s)));
+    } else if c.profiles {
+        lines(&mut out, &mut p.all_profiles.iter().cloned());
     } else if c.environment {
         for (k, v) in &p.environment {
             out.push_str(&format!("{k}={v}\n"));

@@ -224,3 +224,8 @@ fi
 echo
 echo "compose up -d + down -v, 10 services, 1 network, 2 volumes (median of $runs):"
 printf '%s\n' "${results[@]}" | column -t -s '|'
+# The issue's target: berth's cycle at least 10x faster than Docker Compose v2 + Docker.
+printf '%s\n' "${results[@]}" | awk -F'|' '
+    /^berth compose/ { b = $2 + 0 }
+    /^Docker Compose v2 → Docker/ && $2 ~ /ms$/ { d = $2 + 0 }
+    END { if (b > 0 && d > 0) printf "ratio (Docker Compose v2 → Docker) / (berth compose → berth): %.1fx\n", d / b }'

@@ -3,6 +3,7 @@
 //!
 //! It is not: the executor (that talks to the engine through `berth_api::Client`, in the CLI).
 
+pub mod cast;
 pub mod dotenv;
 pub mod include;
 pub mod interp;

@@ -464,6 +464,7 @@ fn parse_yaml_as(
             "The \"{name}\" variable is not set. Defaulting to a blank string."
         ));
     }
+    crate::cast::cast_types(&mut v, warnings)?;
     Ok(v)
 }
 
@@ -788,7 +789,49 @@ fn normalize(
             }
         }
     }
-    Ok(Value::Object(out))
+    let mut out = Value::Object(out);
+    omit_false(&mut out);
+    Ok(out)
+}
+
+/// Booleans compose's model leaves out when false (Go's `omitempty`): a `false` there is
+/// the same as not saying it.
+fn omit_false(model: &mut Value) {
+    fn drop(v: Option<&mut Value>, keys: &[&str]) {
+        if let Some(o) = v.and_then(Value::as_object_mut) {
+            o.retain(|k, x| !(keys.contains(&k.as_str()) && *x == Value::Bool(false)));
+        }
+    }
+    fn each(v: Option<&mut Value>) -> impl Iterator<Item = &mut Value> {
+        v.and_then(Value::as_object_mut)
+            .into_iter()
+            .flat_map(|m| m.values_mut())
+    }
+    for s in each(model.get_mut("services")) {
+        drop(
+            Some(&mut *s),
+            &[
+                "privileged",
+                "read_only",
+                "stdin_open",
+                "tty",
+                "oom_kill_disable",
+            ],
+        );
+        drop(s.get_mut("healthcheck"), &["disable"]);
+        for d in each(s.get_mut("depends_on")) {
+            drop(Some(d), &["restart"]);
+        }
+        let volumes = s.get_mut("volumes").and_then(Value::as_array_mut);
+        for v in volumes.into_iter().flatten() {
+            drop(Some(v), &["read_only"]);
+        }
+    }
+    for kind in ["networks", "volumes", "secrets", "configs"] {
+        for r in each(model.get_mut(kind)) {
+            drop(Some(r), &["external", "internal", "attachable"]);
+        }
+    }
 }
 
 fn normalize_service(
@@ -932,7 +975,12 @@ fn normalize_service(
         let mut out = Vec::new();
         for p in ports {
             match p {
-                Value::Object(_) => out.push(p),
+                Value::Object(mut m) => {
+                    // The long form's defaults, as compose prints them.
+                    m.entry("mode").or_insert(json!("ingress"));
+                    m.entry("protocol").or_insert(json!("tcp"));
+                    out.push(Value::Object(m));
+                }
                 other => out.extend(
                     parse_port(&scalar_string(&other))
                         .map_err(|m| Error::Invalid(format!("services.{name}.ports: {m}")))?,
@@ -1064,6 +1112,7 @@ fn normalize_service_forms(o: &mut Map<String, Value>, lookup: &dyn Fn(&str) -> 
         }
     }
     if let Some(d) = o.get_mut("deploy").and_then(Value::as_object_mut) {
+        d.entry("resources").or_insert(json!({}));
         d.entry("placement").or_insert(json!({}));
     }
     for k in ["mem_limit", "mem_reservation", "memswap_limit", "shm_size"] {
@@ -1196,7 +1245,7 @@ fn trim_float(v: f64) -> String {
 }
 
 /// A compose byte size (`512M`, `1g`, `1000`) in bytes.
-fn byte_size(v: &Value) -> Option<i64> {
+pub(crate) fn byte_size(v: &Value) -> Option<i64> {
     if let Some(n) = v.as_i64() {
         return Some(n);
     }

@@ -1003,6 +1003,25 @@ fn incremental_context_gives_what_a_fresh_classic_build_gives() {
     let c = std::fs::read_to_string(kept_trees(&d)[0].join("dir/deep/c.txt")).expect("read");
     assert_eq!(c, "CHARLIE");
 
+    // A file let back in under an excluded directory comes with its directories (their
+    // times differ from a classic unpack's, which makes them up: compare the files only).
+    std::fs::write(ctx.path().join(".dockerignore"), "dir\n!dir/deep/c.txt\n").expect("write");
+    let o = build(
+        &d,
+        Client::Berth,
+        &["build", "-q", "-t", "inc:3", p(ctx.path())],
+    );
+    assert_success("build with an exception under an excluded dir", &o);
+    let third = sh(
+        &d,
+        Client::Berth,
+        "inc:3",
+        "cd /ctx && find . -type f | sort && cat dir/deep/c.txt",
+    );
+    assert!(third.contains("./dir/deep/c.txt"), "{third}");
+    assert!(third.contains("CHARLIE"), "{third}");
+    assert!(third.contains("./a.txt"), "{third}");
+
     // A Dockerfile outside the context travels beside it, not in it.
     let outside = tempfile::tempdir().expect("tempdir");
     let df = outside.path().join("Other.Dockerfile");

@@ -110,6 +110,7 @@ pub fn scan(
         rel: &str,
         ignore: &dockerignore::Matcher,
         out: &mut Vec<(Entry, PathBuf)>,
+        dirs: &mut HashSet<String>,
     ) -> io::Result<bool> {
         let dir = if rel.is_empty() {
             root.to_path_buf()
@@ -134,6 +135,9 @@ pub fn scan(
                 continue;
             }
             if !excluded {
+                // A file let back in by a `!` pattern under an excluded directory: its
+                // directories come first (a tar unpack would have made them).
+                add_parents(root, &r, out, dirs)?;
                 let (kind, link) = if ft.is_dir() {
                     (Kind::Dir, None)
                 } else if ft.is_file() {
@@ -146,30 +150,60 @@ pub fn scan(
                 } else {
                     return Ok(false);
                 };
-                out.push((
-                    Entry {
-                        path: r.clone(),
-                        kind,
-                        mode: md.mode() & 0o7777,
-                        size: if kind == Kind::File { md.size() } else { 0 },
-                        mtime: md.mtime(),
-                        mtime_nsec: md.mtime_nsec(),
-                        ctime: md.ctime(),
-                        ctime_nsec: md.ctime_nsec(),
-                        ino: md.ino(),
-                        link,
-                    },
-                    e.path(),
-                ));
+                if kind == Kind::Dir {
+                    dirs.insert(r.clone());
+                }
+                out.push((entry_of(&r, &md, kind, link), e.path()));
             }
-            if ft.is_dir() && !walk(root, &r, ignore, out)? {
+            if ft.is_dir() && !walk(root, &r, ignore, out, dirs)? {
                 return Ok(false);
             }
         }
         Ok(true)
     }
     let mut out = Vec::new();
-    Ok(walk(root, "", ignore, &mut out)?.then_some(out))
+    let mut dirs = HashSet::new();
+    Ok(walk(root, "", ignore, &mut out, &mut dirs)?.then_some(out))
+}
+
+fn entry_of(path: &str, md: &std::fs::Metadata, kind: Kind, link: Option<String>) -> Entry {
+    Entry {
+        path: path.to_string(),
+        kind,
+        mode: md.mode() & 0o7777,
+        size: if kind == Kind::File { md.size() } else { 0 },
+        mtime: md.mtime(),
+        mtime_nsec: md.mtime_nsec(),
+        ctime: md.ctime(),
+        ctime_nsec: md.ctime_nsec(),
+        ino: md.ino(),
+        link,
+    }
+}
+
+/// Lists the directories above `rel` that are not listed yet.
+fn add_parents(
+    root: &Path,
+    rel: &str,
+    out: &mut Vec<(Entry, PathBuf)>,
+    dirs: &mut HashSet<String>,
+) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut p = rel;
+    while let Some((parent, _)) = p.rsplit_once('/') {
+        if dirs.contains(parent) {
+            break;
+        }
+        missing.push(parent);
+        p = parent;
+    }
+    for parent in missing.into_iter().rev() {
+        let real = root.join(parent);
+        let md = std::fs::symlink_metadata(&real)?;
+        out.push((entry_of(parent, &md, Kind::Dir, None), real));
+        dirs.insert(parent.to_string());
+    }
+    Ok(())
 }
 
 /// A tar of the manifest followed by the files the daemon asked for.

@@ -844,7 +844,14 @@ fn normalize_service(
     let Some(o) = s.as_object_mut() else {
         return Ok(s);
     };
-    o.remove("profiles").map(|p| o.insert("profiles".into(), p));
+    match o.remove("profiles") {
+        // An empty list is no profile at all.
+        Some(Value::Array(a)) if a.is_empty() => {}
+        Some(p) => {
+            o.insert("profiles".into(), p);
+        }
+        None => {}
+    }
     // build: a string is the context.
     if let Some(b) = o.get("build").cloned() {
         let mut b = match b {
@@ -1014,8 +1021,58 @@ fn normalize_service(
             json!(expose.iter().map(scalar_string).collect::<Vec<_>>()),
         );
     }
+    // sysctls: a map of strings, from either form.
+    if let Some(x) = o.remove("sysctls") {
+        let m: BTreeMap<String, Value> = to_map(&x)
+            .into_iter()
+            .map(|(k, v)| (k, json!(scalar_string(&v))))
+            .collect();
+        o.insert("sysctls".into(), json!(m));
+    }
     normalize_service_forms(o, lookup);
+    implicit_dependencies(o);
     Ok(s)
+}
+
+/// What `links`, `volumes_from` and `service:` modes imply: a `depends_on` entry (started,
+/// required, restart) unless the service already names that dependency.
+pub(crate) fn implicit_dependencies(o: &mut Map<String, Value>) {
+    let mut deps: Vec<String> = Vec::new();
+    for k in ["network_mode", "ipc", "pid", "uts", "cgroup"] {
+        if let Some(s) = o.get(k).and_then(Value::as_str) {
+            if let Some(svc) = s.strip_prefix("service:") {
+                deps.push(svc.to_string());
+            }
+        }
+    }
+    for v in o
+        .get("volumes_from")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let first = scalar_string(v).split(':').next().unwrap_or("").to_string();
+        if !first.is_empty() && first != "container" {
+            deps.push(first);
+        }
+    }
+    for l in o
+        .get("links")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        deps.push(scalar_string(l).split(':').next().unwrap_or("").to_string());
+    }
+    if deps.is_empty() {
+        return;
+    }
+    let d = o.entry("depends_on").or_insert_with(|| json!({}));
+    for name in deps {
+        if d.get(&name).is_none() {
+            d[&name] = json!({"condition": "service_started", "required": true, "restart": true});
+        }
+    }
 }
 
 /// The canonical forms compose prints for the remaining keys: `command`/`entrypoint`
@@ -1064,12 +1121,10 @@ fn normalize_service_forms(o: &mut Map<String, Value>, lookup: &dyn Fn(&str) -> 
                     other => other,
                 };
                 let src = r["source"].as_str().unwrap_or("").to_string();
-                match r["target"].as_str() {
-                    None => r["target"] = json!(format!("/run/secrets/{src}")),
-                    Some(t) if !t.starts_with('/') => {
-                        r["target"] = json!(format!("/run/secrets/{t}"))
-                    }
-                    _ => {}
+                // A relative target stays as written (the engine puts it under
+                // /run/secrets).
+                if r["target"].is_null() {
+                    r["target"] = json!(format!("/run/secrets/{src}"));
                 }
                 r
             })
@@ -1115,7 +1170,13 @@ fn normalize_service_forms(o: &mut Map<String, Value>, lookup: &dyn Fn(&str) -> 
         d.entry("resources").or_insert(json!({}));
         d.entry("placement").or_insert(json!({}));
     }
-    for k in ["mem_limit", "mem_reservation", "memswap_limit", "shm_size"] {
+    for k in [
+        "mem_limit",
+        "mem_reservation",
+        "memswap_limit",
+        "shm_size",
+        "mem_swappiness",
+    ] {
         if let Some(b) = o.get(k).and_then(byte_size) {
             o.insert(k.into(), json!(b.to_string()));
         }

@@ -87,7 +87,7 @@ fn service(s: &Value, dir: &Path) -> Value {
         }
         o.insert("build".into(), b);
     }
-    for k in ["dns", "dns_search"] {
+    for k in ["dns"] {
         if let Some(Value::String(x)) = o.get(k).cloned() {
             o.insert(k.into(), json!([x]));
         }
@@ -208,6 +208,23 @@ fn service(s: &Value, dir: &Path) -> Value {
             .collect();
         o.insert("secrets".into(), Value::Array(long));
     }
+    // A file mode written `0440` is YAML 1.1's octal number to compose's untyped model.
+    for kind in ["secrets", "configs"] {
+        for r in o
+            .get_mut(kind)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            let octal = r["mode"]
+                .as_str()
+                .filter(|m| m.len() > 1 && m.starts_with('0'))
+                .and_then(|m| i64::from_str_radix(&m[1..], 8).ok());
+            if let Some(n) = octal {
+                r["mode"] = json!(n);
+            }
+        }
+    }
     if let Some(Value::Array(a)) = o.remove("configs") {
         let long: Vec<Value> = a
             .into_iter()
@@ -233,6 +250,7 @@ fn service(s: &Value, dir: &Path) -> Value {
             .collect();
         o.insert("devices".into(), Value::Array(long));
     }
+    crate::load::implicit_dependencies(o);
     s
 }
 

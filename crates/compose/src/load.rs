@@ -294,6 +294,7 @@ pub fn load_project(opts: &Options) -> Result<Project, Error> {
     }
     validate_keys(&doc)?;
     resolve_extends(&mut doc, &working_dir, interpolation, &mut warnings)?;
+    crate::merge::resolve_tags(&mut doc);
 
     let name = opts
         .project_name
@@ -497,7 +498,12 @@ fn to_json(y: &serde_norway::Value) -> Result<Value, String> {
             }
             Value::Object(o)
         }
-        Y::Tagged(t) => to_json(&t.value)?,
+        // `!reset` / `!override` are kept for the merge; other tags are only their value.
+        Y::Tagged(t) => match t.tag.to_string().trim_start_matches('!') {
+            "reset" => json!({ crate::merge::RESET: to_json(&t.value)? }),
+            "override" => json!({ crate::merge::OVERRIDE: to_json(&t.value)? }),
+            _ => to_json(&t.value)?,
+        },
     })
 }
 
@@ -1167,6 +1173,13 @@ fn normalize_service_forms(o: &mut Map<String, Value>, lookup: &dyn Fn(&str) -> 
         }
     }
     if let Some(d) = o.get_mut("deploy").and_then(Value::as_object_mut) {
+        if let Some(l) = d.remove("labels") {
+            let m: BTreeMap<String, Value> = to_map(&l)
+                .into_iter()
+                .map(|(k, v)| (k, json!(scalar_string(&v))))
+                .collect();
+            d.insert("labels".into(), json!(m));
+        }
         d.entry("resources").or_insert(json!({}));
         d.entry("placement").or_insert(json!({}));
     }

@@ -34,6 +34,51 @@ pub fn merge_documents(base: &mut Value, over: &Value) {
     }
 }
 
+/// YAML's `!reset` and `!override` tags, as the reader keeps them: a one-key mapping under
+/// one of these keys (no YAML key can hold a NUL).
+pub const RESET: &str = "\u{0}!reset";
+pub const OVERRIDE: &str = "\u{0}!override";
+
+/// `Some(None)` for `!reset`, `Some(Some(v))` for `!override v`.
+fn tagged(v: &Value) -> Option<Option<&Value>> {
+    let o = v.as_object().filter(|o| o.len() == 1)?;
+    if o.contains_key(RESET) {
+        return Some(None);
+    }
+    o.get(OVERRIDE).map(Some)
+}
+
+/// Apply a `!reset`/`!override` in `over` to the key `k` of `b`; false if `v` has no tag.
+fn apply_tag(b: &mut Map<String, Value>, k: &str, v: &Value) -> bool {
+    match tagged(v) {
+        Some(None) => {
+            b.remove(k);
+        }
+        Some(Some(x)) => {
+            b.insert(k.to_string(), x.clone());
+        }
+        None => return false,
+    }
+    true
+}
+
+/// After merging: a `!reset` left is no value, an `!override` its value.
+pub fn resolve_tags(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            o.retain(|_, x| tagged(x) != Some(None));
+            for x in o.values_mut() {
+                if let Some(Some(inner)) = tagged(x) {
+                    *x = inner.clone();
+                }
+                resolve_tags(x);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(resolve_tags),
+        _ => {}
+    }
+}
+
 /// Merge one service definition over another.
 pub fn merge_service(base: &mut Value, over: &Value) {
     let (Some(b), Some(o)) = (base.as_object_mut(), over.as_object()) else {
@@ -41,6 +86,9 @@ pub fn merge_service(base: &mut Value, over: &Value) {
         return;
     };
     for (k, v) in o {
+        if apply_tag(b, k, v) {
+            continue;
+        }
         let Some(existing) = b.get_mut(k) else {
             b.insert(k.clone(), v.clone());
             continue;
@@ -145,6 +193,9 @@ pub fn deep_merge(base: &mut Value, over: &Value) {
     match (base.as_object_mut(), over.as_object()) {
         (Some(b), Some(o)) => {
             for (k, v) in o {
+                if apply_tag(b, k, v) {
+                    continue;
+                }
                 match b.get_mut(k) {
                     Some(e) => deep_merge(e, v),
                     None => {

@@ -634,7 +634,11 @@ fn extended(
                 .parent()
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| dir.to_path_buf());
-            extended(&other, &base_name, &d, lookup, warnings, seen)?
+            let mut base = extended(&other, &base_name, &d, lookup, warnings, seen)?;
+            if d != dir {
+                rebase_paths(&mut base, &d);
+            }
+            base
         }
         None => extended(doc, &base_name, dir, lookup, warnings, seen)?,
     };
@@ -1038,6 +1042,82 @@ fn normalize_service(
     normalize_service_forms(o, lookup);
     implicit_dependencies(o);
     Ok(s)
+}
+
+/// A service read from another file (`extends.file`): its relative paths are relative to
+/// that file's directory, so they are made absolute before it merges into this one.
+fn rebase_paths(svc: &mut Value, from: &Path) {
+    let rebase = |p: &str| -> Option<String> {
+        let relative = !p.starts_with('/') && !p.starts_with('~') && !p.contains("://");
+        relative.then(|| clean(&absolute(from, Path::new(p))).display().to_string())
+    };
+    let Some(o) = svc.as_object_mut() else {
+        return;
+    };
+    match o.get_mut("build") {
+        Some(Value::String(ctx)) => {
+            if let Some(p) = rebase(ctx) {
+                *ctx = p;
+            }
+        }
+        Some(b @ Value::Object(_)) => {
+            let ctx = b["context"].as_str().unwrap_or(".").to_string();
+            if !ctx.starts_with("git@") {
+                if let Some(p) = rebase(&ctx) {
+                    b["context"] = json!(p);
+                }
+            }
+        }
+        _ => {}
+    }
+    match o.get_mut("env_file") {
+        Some(Value::String(f)) => {
+            if let Some(p) = rebase(f) {
+                *f = p;
+            }
+        }
+        Some(Value::Array(a)) => {
+            for e in a {
+                match e {
+                    Value::String(f) => {
+                        if let Some(p) = rebase(f) {
+                            *f = p;
+                        }
+                    }
+                    Value::Object(m) => {
+                        if let Some(p) = m.get("path").and_then(Value::as_str).and_then(rebase) {
+                            m.insert("path".into(), json!(p));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
+    for v in o
+        .get_mut("volumes")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        match v {
+            // Only a source that is a path (`./x`, `../x`) — a bare name is a volume.
+            Value::String(spec) if spec.starts_with('.') => {
+                if let Some((src, rest)) = spec.split_once(':') {
+                    if let Some(p) = rebase(src) {
+                        *spec = format!("{p}:{rest}");
+                    }
+                }
+            }
+            Value::Object(m) if m.get("type").and_then(Value::as_str) == Some("bind") => {
+                if let Some(p) = m.get("source").and_then(Value::as_str).and_then(rebase) {
+                    m.insert("source".into(), json!(p));
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// What `links`, `volumes_from` and `service:` modes imply: a `depends_on` entry (started,

@@ -1004,7 +1004,14 @@ fn normalize_service(
                 ),
             }
         }
-        o.insert("ports".into(), Value::Array(out));
+        // The same binding twice is one.
+        let mut unique: Vec<Value> = Vec::new();
+        for p in out {
+            if !unique.contains(&p) {
+                unique.push(p);
+            }
+        }
+        o.insert("ports".into(), Value::Array(unique));
     }
     if let Some(Value::Array(vols)) = o.remove("volumes") {
         let mut out = Vec::new();
@@ -1176,9 +1183,16 @@ fn normalize_service_forms(o: &mut Map<String, Value>, lookup: &dyn Fn(&str) -> 
     }
     if let Some(h) = o.remove("extra_hosts") {
         let list: Vec<String> = match h {
+            // A host may map to several addresses: one entry each.
             Value::Object(m) => m
                 .iter()
-                .map(|(k, v)| format!("{k}={}", scalar_string(v)))
+                .flat_map(|(k, v)| match v {
+                    Value::Array(ips) => ips
+                        .iter()
+                        .map(|ip| format!("{k}={}", scalar_string(ip)))
+                        .collect(),
+                    other => vec![format!("{k}={}", scalar_string(other))],
+                })
                 .collect(),
             Value::Array(a) => a
                 .iter()
@@ -1521,11 +1535,11 @@ pub fn parse_port(s: &str) -> Result<Vec<Value>, String> {
         let parts: Vec<&str> = spec.split(':').collect();
         match parts.len() {
             1 | 2 => (None, spec.to_string()),
-            3 => (
-                Some(parts[0].to_string()),
-                format!("{}:{}", parts[1], parts[2]),
+            // `ip:published:target`; an unbracketed IPv6 address holds colons too.
+            n => (
+                Some(parts[..n - 2].join(":")),
+                format!("{}:{}", parts[n - 2], parts[n - 1]),
             ),
-            _ => return Err(format!("invalid port {s:?}")),
         }
     };
     let (published, target) = match rest.split_once(':') {

@@ -87,6 +87,14 @@ fn service(s: &Value, dir: &Path) -> Value {
         }
         o.insert("build".into(), b);
     }
+    // An empty command or entrypoint is none at all in compose's untyped model.
+    for k in ["command", "entrypoint"] {
+        if o.get(k)
+            .is_some_and(|v| v.as_array().is_some_and(Vec::is_empty))
+        {
+            o.insert(k.into(), Value::Null);
+        }
+    }
     for k in ["dns"] {
         if let Some(Value::String(x)) = o.get(k).cloned() {
             o.insert(k.into(), json!([x]));
@@ -161,8 +169,11 @@ fn service(s: &Value, dir: &Path) -> Value {
     if let Some(Value::Array(ports)) = o.get("ports") {
         let mut out = Vec::new();
         let all_parse = ports.iter().all(|p| match p {
-            Value::Object(_) => {
-                out.push(p.clone());
+            Value::Object(m) => {
+                let mut m = m.clone();
+                m.entry("mode").or_insert(json!("ingress"));
+                m.entry("protocol").or_insert(json!("tcp"));
+                out.push(Value::Object(m));
                 true
             }
             _ if !literal(p) => false,
@@ -172,7 +183,13 @@ fn service(s: &Value, dir: &Path) -> Value {
             }),
         });
         if all_parse {
-            o.insert("ports".into(), Value::Array(out));
+            let mut unique: Vec<Value> = Vec::new();
+            for p in out {
+                if !unique.contains(&p) {
+                    unique.push(p);
+                }
+            }
+            o.insert("ports".into(), Value::Array(unique));
         }
     }
     if let Some(Value::Array(vols)) = o.remove("volumes") {

@@ -146,6 +146,11 @@ const BUILTIN_ARGS: &[&str] = &[
 ];
 
 /// A step's cache key: a digest of its parts.
+/// A COPY's scratch dir, made when the step has heredocs or is an ADD.
+fn scratch(tmp: Option<&Path>) -> Result<&Path, BuildError> {
+    tmp.ok_or_else(|| msg("internal error: no scratch dir for this step"))
+}
+
 fn cache_key(parts: &[&str]) -> String {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
@@ -1089,15 +1094,33 @@ impl Run<'_> {
         heredocs: &[Heredoc],
         is_add: bool,
     ) -> Result<(), BuildError> {
-        let tmp = self.exec.temp_dir().map_err(msg)?;
+        // Scratch space only for what is written before the cache check (heredocs,
+        // downloads): a cached COPY creates nothing.
+        let tmp = if heredocs.is_empty() && !is_add {
+            None
+        } else {
+            Some(self.exec.temp_dir().map_err(msg)?)
+        };
         let mut held = Vec::new();
         let r = self.copy_inner(
-            st, s, cfg, &vars, sources, dest, flags, heredocs, is_add, &tmp, &mut held,
+            st,
+            s,
+            cfg,
+            &vars,
+            sources,
+            dest,
+            flags,
+            heredocs,
+            is_add,
+            tmp.as_deref(),
+            &mut held,
         );
         for h in &held {
             self.exec.close_rootfs(h);
         }
-        let _ = std::fs::remove_dir_all(&tmp);
+        if let Some(t) = &tmp {
+            let _ = std::fs::remove_dir_all(t);
+        }
         r
     }
 
@@ -1113,7 +1136,7 @@ impl Run<'_> {
         flags: &CopyFlags,
         heredocs: &[Heredoc],
         is_add: bool,
-        tmp: &Path,
+        tmp: Option<&Path>,
         held: &mut Vec<Rootfs>,
     ) -> Result<(), BuildError> {
         let instr = if is_add { "ADD" } else { "COPY" };
@@ -1165,7 +1188,7 @@ impl Run<'_> {
                 } else {
                     h.content.clone()
                 };
-                let f = tmp.join(format!("heredoc-{i}"));
+                let f = scratch(tmp)?.join(format!("heredoc-{i}"));
                 std::fs::write(&f, content).map_err(|e| msg(e.to_string()))?;
                 found.push(Source::File {
                     real: f,
@@ -1177,7 +1200,7 @@ impl Run<'_> {
             }
             let src = expand(src)?;
             if is_add && (src.starts_with("http://") || src.starts_with("https://")) {
-                let f = tmp.join(format!("download-{i}"));
+                let f = scratch(tmp)?.join(format!("download-{i}"));
                 let mtime = self.exec.fetch(&src, &f).map_err(msg)?;
                 let path = src.split(['?', '#']).next().unwrap_or("");
                 let name = path

@@ -42,9 +42,14 @@ pub fn parse(
                 .map(|(_, v)| v.clone())
                 .or_else(|| lookup(k))
         };
-        let value = if let Some(rest) = raw.strip_prefix('\'') {
-            let mut v = rest.to_string();
-            while !v.ends_with('\'') {
+        let value = if let Some(q @ ('\'' | '"')) = raw.chars().next() {
+            // Quoted: up to the closing quote, over several lines if need be; after it
+            // only blanks or a `# comment`.
+            let mut v = raw[1..].to_string();
+            let end = loop {
+                if let Some(i) = closing_quote(&v, q) {
+                    break i;
+                }
                 match lines.next() {
                     Some((_, l)) => {
                         v.push('\n');
@@ -57,28 +62,13 @@ pub fn parse(
                         )))
                     }
                 }
+            };
+            v.truncate(end);
+            if q == '"' {
+                interpolate(&unescape(&v), &known)?
+            } else {
+                v
             }
-            v.pop();
-            v
-        } else if let Some(rest) = raw.strip_prefix('"') {
-            let mut v = rest.to_string();
-            while !ends_with_unescaped_quote(&v) {
-                match lines.next() {
-                    Some((_, l)) => {
-                        v.push('\n');
-                        v.push_str(l);
-                    }
-                    None => {
-                        return Err(Error::EnvFile(format!(
-                            "line {}: unterminated quoted value",
-                            n + 1
-                        )))
-                    }
-                }
-            }
-            v.pop();
-            let v = unescape(&v);
-            interpolate(&v, &known)?
         } else {
             let v = match raw.find(" #") {
                 Some(i) => raw[..i].trim_end().to_string(),
@@ -92,16 +82,17 @@ pub fn parse(
     Ok(out)
 }
 
-fn ends_with_unescaped_quote(v: &str) -> bool {
-    if !v.ends_with('"') {
-        return false;
+/// Where the value's closing quote is: the first `'`, or the first `"` not escaped.
+fn closing_quote(v: &str, q: char) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in v.char_indices() {
+        match c {
+            '\\' if q == '"' && !escaped => escaped = true,
+            c if c == q && !escaped => return Some(i),
+            _ => escaped = false,
+        }
     }
-    let backslashes = v[..v.len() - 1]
-        .chars()
-        .rev()
-        .take_while(|c| *c == '\\')
-        .count();
-    backslashes % 2 == 0
+    None
 }
 
 fn unescape(v: &str) -> String {

@@ -280,7 +280,7 @@ fn write_file(
         Mode::from_raw_mode(0o600),
     )?;
     let mut file = File::from(fd);
-    let written = io::copy(data, &mut file).map_err(bad_tar)?;
+    let written = copy_content(data, &mut file, expected.unwrap_or(0)).map_err(bad_tar)?;
     if let Some(exp) = expected {
         if written != exp {
             return Err(ImageError::InvalidArchive(format!(
@@ -292,6 +292,34 @@ fn write_file(
     apply_fd_meta(&file, meta)?;
     futimens(&file, &times(meta.mtime))?;
     Ok(written)
+}
+
+/// Copies a file's content in pieces of up to 1 MiB (io::copy's 8 KiB made a write and an
+/// inflate call per 8 KiB: most of a layer's syscalls).
+fn copy_content(data: &mut dyn Read, file: &mut File, size_hint: u64) -> io::Result<u64> {
+    const MAX_PIECE: u64 = 1024 * 1024;
+    if size_hint <= 8 * 1024 {
+        return io::copy(data, file);
+    }
+    let mut buf = vec![0u8; size_hint.min(MAX_PIECE) as usize];
+    let mut written = 0u64;
+    loop {
+        let mut filled = 0;
+        // Fill the buffer (the tar entry hands out what the decompressor has) before writing.
+        while filled < buf.len() {
+            match data.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            return Ok(written);
+        }
+        io::Write::write_all(file, &buf[..filled])?;
+        written += filled as u64;
+    }
 }
 
 fn make_symlink(root: &SafeRoot, comps: &[&OsStr], meta: &EntryMeta, target: &[u8]) -> Result<()> {

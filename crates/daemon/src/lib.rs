@@ -271,10 +271,18 @@ async fn serve(d: state::Shared, socket: PathBuf, pidfile: Option<PathBuf>) -> a
     };
     let app = app.into_make_service_with_connect_info::<hijack::PeerSocket>();
     let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
-    tokio::select! {
-        res = server => res?,
-        _ = deadline => tracing::warn!("connections still open 3 s after the signal; stopping anyway"),
-    }
+    // On a worker, not the thread that blocks on the runtime: a connection's task then starts
+    // on the thread that accepted it, without a wake-up across threads.
+    tokio::spawn(async move {
+        tokio::select! {
+            res = server => res,
+            _ = deadline => {
+                tracing::warn!("connections still open 3 s after the signal; stopping anyway");
+                Ok(())
+            }
+        }
+    })
+    .await??;
     let _ = std::fs::remove_file(&socket);
     if let Some(p) = &pidfile {
         let _ = std::fs::remove_file(p);

@@ -875,6 +875,7 @@ fn normalize_service(
         if b.get("dockerfile").is_none() && b.get("dockerfile_inline").is_none() {
             b["dockerfile"] = json!("Dockerfile");
         }
+        normalize_build(&mut b, dir);
         o.insert("build".into(), b);
     }
     for k in ["command", "entrypoint"] {
@@ -1046,6 +1047,23 @@ fn normalize_service(
             .collect();
         o.insert("sysctls".into(), json!(m));
     }
+    // develop.watch: paths from the project directory, an `exec` with no command.
+    let watch = o
+        .get_mut("develop")
+        .and_then(|d| d.get_mut("watch"))
+        .and_then(Value::as_array_mut);
+    for w in watch.into_iter().flatten() {
+        if let Some(p) = w.get("path").and_then(Value::as_str) {
+            w["path"] = json!(clean(&absolute(dir, Path::new(p))).display().to_string());
+        }
+        if w.get("exec").is_none() {
+            w["exec"] = json!({ "command": null });
+        }
+    }
+    // gpus: `all` is every device.
+    if o.get("gpus").and_then(Value::as_str) == Some("all") {
+        o.insert("gpus".into(), json!([{ "count": -1 }]));
+    }
     normalize_service_forms(o, lookup);
     implicit_dependencies(o);
     Ok(s)
@@ -1127,6 +1145,69 @@ fn rebase_paths(svc: &mut Value, from: &Path) {
     }
 }
 
+/// `extra_hosts` (a service's or a build's) as compose writes them: `host=ip`, one entry
+/// per address.
+fn host_entries(h: Value) -> Vec<String> {
+    match h {
+        Value::Object(m) => m
+            .iter()
+            .flat_map(|(k, v)| match v {
+                Value::Array(ips) => ips
+                    .iter()
+                    .map(|ip| format!("{k}={}", scalar_string(ip)))
+                    .collect(),
+                other => vec![format!("{k}={}", scalar_string(other))],
+            })
+            .collect(),
+        Value::Array(a) => a
+            .iter()
+            .map(scalar_string)
+            .map(|e| {
+                if e.contains('=') {
+                    e
+                } else {
+                    match e.split_once(':') {
+                        Some((h, ip)) => format!("{h}={ip}"),
+                        None => e,
+                    }
+                }
+            })
+            .collect(),
+        other => vec![scalar_string(&other)],
+    }
+}
+
+/// The build section's own forms: extra contexts that are paths made absolute, hosts as
+/// `host=ip`, secrets in the long form, the shm size in bytes.
+fn normalize_build(b: &mut Value, dir: &Path) {
+    if let Some(m) = b
+        .get_mut("additional_contexts")
+        .and_then(Value::as_object_mut)
+    {
+        for v in m.values_mut() {
+            if let Some(p) = v.as_str() {
+                let path = !p.contains("://") && !p.contains(':');
+                if path {
+                    *v = json!(clean(&absolute(dir, Path::new(p))).display().to_string());
+                }
+            }
+        }
+    }
+    if let Some(h) = b.get_mut("extra_hosts") {
+        *h = json!(host_entries(h.take()));
+    }
+    if let Some(a) = b.get_mut("secrets").and_then(Value::as_array_mut) {
+        for r in a.iter_mut() {
+            if let Value::String(n) = r {
+                *r = json!({ "source": n });
+            }
+        }
+    }
+    if let Some(n) = b.get("shm_size").and_then(byte_size) {
+        b["shm_size"] = json!(n.to_string());
+    }
+}
+
 /// What `links`, `volumes_from` and `service:` modes imply: a `depends_on` entry (started,
 /// required, restart) unless the service already names that dependency.
 pub(crate) fn implicit_dependencies(o: &mut Map<String, Value>) {
@@ -1182,35 +1263,7 @@ fn normalize_service_forms(o: &mut Map<String, Value>, lookup: &dyn Fn(&str) -> 
         }
     }
     if let Some(h) = o.remove("extra_hosts") {
-        let list: Vec<String> = match h {
-            // A host may map to several addresses: one entry each.
-            Value::Object(m) => m
-                .iter()
-                .flat_map(|(k, v)| match v {
-                    Value::Array(ips) => ips
-                        .iter()
-                        .map(|ip| format!("{k}={}", scalar_string(ip)))
-                        .collect(),
-                    other => vec![format!("{k}={}", scalar_string(other))],
-                })
-                .collect(),
-            Value::Array(a) => a
-                .iter()
-                .map(scalar_string)
-                .map(|e| {
-                    if e.contains('=') {
-                        e
-                    } else {
-                        match e.split_once(':') {
-                            Some((h, ip)) => format!("{h}={ip}"),
-                            None => e,
-                        }
-                    }
-                })
-                .collect(),
-            other => vec![scalar_string(&other)],
-        };
-        o.insert("extra_hosts".into(), json!(list));
+        o.insert("extra_hosts".into(), json!(host_entries(h)));
     }
     if let Some(Value::Array(a)) = o.remove("secrets") {
         let long: Vec<Value> = a

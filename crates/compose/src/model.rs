@@ -81,11 +81,51 @@ fn service(s: &Value, dir: &Path) -> Value {
         if b.get("dockerfile").is_none() && b.get("dockerfile_inline").is_none() {
             b["dockerfile"] = json!("Dockerfile");
         }
+        if let Some(m) = b
+            .get_mut("additional_contexts")
+            .and_then(Value::as_object_mut)
+        {
+            for v in m.values_mut() {
+                if let Some(p) = v.as_str().filter(|p| !p.contains(':')) {
+                    *v = json!(clean(&absolute(dir, Path::new(p))).display().to_string());
+                }
+            }
+        }
+        if let Some(a) = b.get_mut("secrets").and_then(Value::as_array_mut) {
+            for r in a.iter_mut() {
+                if let Value::String(n) = r {
+                    *r = json!({ "source": n });
+                }
+            }
+        }
+        // ssh: `id[=path]` entries as a map.
+        if let Some(Value::Array(a)) = b.get("ssh").cloned() {
+            let m: Map<String, Value> = a
+                .iter()
+                .map(|e| match scalar_string(e).split_once('=') {
+                    Some((k, v)) => (k.to_string(), json!(v)),
+                    None => (scalar_string(e), Value::Null),
+                })
+                .collect();
+            b["ssh"] = Value::Object(m);
+        }
         // A bare name in the list form has no value yet: compose leaves it out.
         if let Some(args) = b.get_mut("args").and_then(Value::as_array_mut) {
             args.retain(|a| !a.is_string() || scalar_string(a).contains('='));
         }
         o.insert("build".into(), b);
+    }
+    let watch = o
+        .get_mut("develop")
+        .and_then(|d| d.get_mut("watch"))
+        .and_then(Value::as_array_mut);
+    for w in watch.into_iter().flatten() {
+        if let Some(p) = w.get("path").and_then(Value::as_str) {
+            w["path"] = json!(clean(&absolute(dir, Path::new(p))).display().to_string());
+        }
+    }
+    if let Some(g @ Value::String(_)) = o.get("gpus").cloned() {
+        o.insert("gpus".into(), json!([{ "count": g }]));
     }
     // An empty command or entrypoint is none at all in compose's untyped model.
     for k in ["command", "entrypoint"] {

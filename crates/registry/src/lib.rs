@@ -1,6 +1,8 @@
 //! berth-registry: the OCI distribution client. Pulls images into berth's image store
-//! (manifest lists resolved for a platform, layers fetched in parallel and verified against
-//! their digests while they stream, blobs already present skipped), pushes them back (HEAD
+//! (manifest lists resolved for a platform, layers fetched in parallel, each unpacked while
+//! it streams in and verified against its digest at the end, blobs already present skipped,
+//! partial downloads resumed with Range requests, also after a restart, and stalled ones
+//! cut after `RegistryConfig::stall_timeout`), pushes them back (HEAD
 //! to skip, cross-repository mount, streamed uploads, manifest last), and does the auth
 //! handshake (anonymous, basic, bearer tokens cached per scope).
 //!

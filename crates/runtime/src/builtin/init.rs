@@ -82,21 +82,27 @@ fn steps(args: InitArgs<'_>, sync: &mut ChildSync) -> Result<std::convert::Infal
         .ok_or_else(|| RuntimeError::Spec("no process in spec".into()))?;
     let mut cgroup = Some(cgroup);
     join_path_namespaces(spec)?;
-    if wants_new(spec, LinuxNamespaceType::Cgroup) {
-        if let Some(entry) = cgroup.take() {
-            entry.wait_joined()?;
-        }
-        // After joining the cgroup, so that it becomes the namespace's root.
-        // SAFETY: unsharing the cgroup namespace only changes how /proc/self/cgroup reads.
-        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWCGROUP) }
-            .map_err(|e| RuntimeError::syscall("unshare cgroup namespace", e))?;
-    }
     if wants_new(spec, LinuxNamespaceType::Network) {
         sys::loopback_up().map_err(|e| RuntimeError::syscall("bring up loopback", e))?;
     }
     // The fifo must be opened while its path is still visible (before pivot_root).
     let gate = open_gate(gate)?;
-    mounts::prepare_rootfs(spec, &rootfs)?;
+    // The cgroup namespace is made as late as the mounts allow: it must be made after the
+    // parent has moved us into our cgroup (which becomes its root), and that move, which
+    // waits for an RCU grace period on cgroup v1, overlaps the mounts before it.
+    let new_cgroupns = wants_new(spec, LinuxNamespaceType::Cgroup);
+    let mut enter_cgroupns = || -> Result<()> {
+        if !new_cgroupns {
+            return Ok(());
+        }
+        if let Some(entry) = cgroup.take() {
+            entry.wait_joined()?;
+        }
+        // SAFETY: unsharing the cgroup namespace only changes how /proc/self/cgroup reads.
+        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWCGROUP) }
+            .map_err(|e| RuntimeError::syscall("unshare cgroup namespace", e))
+    };
+    mounts::prepare_rootfs(spec, &rootfs, &mut enter_cgroupns)?;
     // The pty comes from the container's own devpts, like runc's console socket.
     let io = match console {
         Some(sock) if io.terminal => open_terminal(sock, &process, true)?,

@@ -157,8 +157,14 @@ pub fn in_root(rootfs: &Path, dest: &Path) -> PathBuf {
 }
 
 /// Make the whole tree private-or-slave, bind the rootfs onto itself, mount the spec's mounts,
-/// create device nodes, then pivot_root into it.
-pub fn prepare_rootfs(spec: &Spec, rootfs: &Path) -> Result<()> {
+/// create device nodes, then pivot_root into it. `before_cgroupfs` runs once, just before the
+/// first cgroup filesystem is mounted (or after the mounts when there is none): the moment
+/// the container's cgroup namespace must exist.
+pub fn prepare_rootfs(
+    spec: &Spec,
+    rootfs: &Path,
+    before_cgroupfs: &mut dyn FnMut() -> Result<()>,
+) -> Result<()> {
     let linux = spec.linux().clone().unwrap_or_default();
     let propagation = match linux.rootfs_propagation().as_deref() {
         Some("shared") | Some("rshared") => MS_SHARED | MS_REC,
@@ -177,8 +183,16 @@ pub fn prepare_rootfs(spec: &Spec, rootfs: &Path) -> Result<()> {
     )?;
 
     let mounts = spec.mounts().clone().unwrap_or_default();
+    let mut cgroupfs_ready = false;
     for m in &mounts {
+        if !cgroupfs_ready && m.typ().as_deref() == Some("cgroup") {
+            before_cgroupfs()?;
+            cgroupfs_ready = true;
+        }
         mount_one(rootfs, m)?;
+    }
+    if !cgroupfs_ready {
+        before_cgroupfs()?;
     }
     let dev_is_tmpfs = mounts
         .iter()

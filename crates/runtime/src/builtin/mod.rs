@@ -130,8 +130,9 @@ pub fn create(
         ));
     }
     let rootfs = rootfs_of(spec, bundle)?;
+    // Made after the clone, while the child mounts (the child waits for it before it makes
+    // its cgroup namespace, and before it runs anything of the container's).
     let cgroup = container_cgroup(spec)?;
-    cgroup.create(spec.linux().as_ref().and_then(|l| l.resources().as_ref()))?;
 
     let seccomp = match process::seccomp_program(spec) {
         Ok(p) => p,
@@ -184,7 +185,8 @@ pub fn create(
     drop(console_theirs);
     drop(io);
     drop(gate);
-    if let Err(e) = cgroup.join(child).and_then(|_| {
+    let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+    if let Err(e) = cgroup.create(resources).and_then(|_| cgroup.join(child)).and_then(|_| {
         rustix::io::write(&joined_write, b"J")
             .map(drop)
             .map_err(|e| RuntimeError::syscall("signal cgroup joined", e))

@@ -134,7 +134,11 @@ fn build_run_copy_env_cmd_then_run_the_image() {
         let ctx = context(&[("Dockerfile", "FROM busybox\nCOPY ignored.txt /x\n")]);
         let o = build(&d, client, &["build", p(ctx.path())]);
         assert_ne!(code(&o), 0);
-        assert!(format!("{}{}", stdout(&o), stderr(&o)).contains("file not found in build context"));
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(
+            all.contains("file not found in build context"),
+            "{client:?}: {all}"
+        );
     }
 }
 

@@ -298,6 +298,24 @@ pub struct ContextStore {
 
 type Index = HashMap<String, Entry>;
 
+/// An index entry on disk: the client's metadata, and for files the sha256 of the content
+/// the daemon wrote (COPY's cache key uses it instead of reading the file again).
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    #[serde(flatten)]
+    entry: Entry,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    digest: Option<String>,
+}
+
+/// What `ContextLock::apply` leaves: the manifest, and the content digests of the files.
+#[derive(Debug)]
+pub struct Applied {
+    pub manifest: Manifest,
+    /// Path in the context → hex sha256 of its content.
+    pub digests: HashMap<String, String>,
+}
+
 impl ContextStore {
     pub fn new(root: PathBuf) -> Self {
         ContextStore { root }
@@ -321,7 +339,7 @@ impl ContextStore {
     /// The files of `m` the stored context lacks or has from other metadata.
     pub fn want(&self, key: &str, m: &Manifest) -> Result<Vec<String>, ContextError> {
         validate(m)?;
-        let index = read_index(&self.dir(key)?);
+        let (index, _) = read_index(&self.dir(key)?);
         Ok(m.entries
             .iter()
             .filter(|e| e.kind == Kind::File && index.get(&e.path) != Some(e))
@@ -402,12 +420,20 @@ fn du(p: &Path) -> u64 {
     }
 }
 
-fn read_index(dir: &Path) -> Index {
-    std::fs::read(dir.join("index.json"))
+fn read_index(dir: &Path) -> (Index, HashMap<String, String>) {
+    let stored = std::fs::read(dir.join("index.json"))
         .ok()
-        .and_then(|b| serde_json::from_slice::<Vec<Entry>>(&b).ok())
-        .map(|v| v.into_iter().map(|e| (e.path.clone(), e)).collect())
-        .unwrap_or_default()
+        .and_then(|b| serde_json::from_slice::<Vec<Stored>>(&b).ok())
+        .unwrap_or_default();
+    let mut index = Index::new();
+    let mut digests = HashMap::new();
+    for s in stored {
+        if let Some(d) = s.digest {
+            digests.insert(s.entry.path.clone(), d);
+        }
+        index.insert(s.entry.path.clone(), s.entry);
+    }
+    (index, digests)
 }
 
 /// A stored context held for one build; dropping it lets the next build with the key in.
@@ -443,7 +469,7 @@ impl ContextLock {
 
     /// Reads the manifest (the tar's first entry) and the files that follow, and makes the
     /// stored tree exactly the manifest's. Returns the manifest.
-    pub fn apply(&self, tar: impl Read) -> Result<Manifest, ContextError> {
+    pub fn apply(&self, tar: impl Read) -> Result<Applied, ContextError> {
         let mut archive = tar::Archive::new(tar);
         let mut entries = archive.entries()?;
         let manifest: Manifest = {
@@ -461,7 +487,7 @@ impl ContextLock {
                 .map_err(|e| ContextError::Invalid(format!("manifest: {e}")))?
         };
         validate(&manifest)?;
-        let mut index = read_index(&self.dir);
+        let (mut index, mut digests) = read_index(&self.dir);
         let tree = self.tree();
         if index.is_empty() {
             // No index (first use, or a crash mid-update): start from an empty tree.
@@ -507,9 +533,11 @@ impl ContextLock {
                 remove_all_at(&d, OsStr::new(name))?;
             }
             index.remove(p);
+            digests.remove(p);
             touched.insert(parent.to_string());
         }
         index.retain(|p, _| wanted.contains_key(p.as_str()));
+        digests.retain(|p, _| wanted.contains_key(p.as_str()));
 
         // Directories and symlinks, parents first (the manifest's order).
         for e in &manifest.entries {
@@ -596,13 +624,19 @@ impl ContextLock {
                 Mode::from_raw_mode(0o600),
             )?;
             let mut f = File::from(fd);
-            let written = (|| -> io::Result<()> {
-                io::copy(&mut entry, &mut f)?;
-                f.flush()?;
+            let written = (|| -> io::Result<String> {
+                let digest = copy_hashing(&mut entry, &mut f)?;
                 fchmod(&f, Mode::from_raw_mode(e.mode))?;
                 futimens(&f, &ts(e.mtime))?;
-                Ok(())
+                Ok(digest)
             })();
+            let written = match written {
+                Ok(d) => {
+                    digests.insert(path.clone(), d);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            };
             let done = written.map_err(ContextError::from).and_then(|()| {
                 // A directory in the way was removed above (its type changed); anything
                 // else still there is refused by rename.
@@ -630,10 +664,14 @@ impl ContextLock {
             }
         }
         if dirty {
-            let list: Vec<&Entry> = manifest
+            let list: Vec<Stored> = manifest
                 .entries
                 .iter()
                 .filter(|e| index.contains_key(&e.path))
+                .map(|e| Stored {
+                    entry: e.clone(),
+                    digest: digests.get(&e.path).cloned(),
+                })
                 .collect();
             let tmp = self.dir.join("index.json.tmp");
             std::fs::write(&tmp, serde_json::to_vec(&list).map_err(io::Error::other)?)?;
@@ -641,8 +679,26 @@ impl ContextLock {
         }
         // The lock file's mtime is the context's last use, for pruning.
         let _ = futimens(&self._lock, &ts(now()));
-        Ok(manifest)
+        Ok(Applied { manifest, digests })
     }
+}
+
+/// Copies `r` into `w`, returning the hex sha256 of what went through.
+fn copy_hashing(r: &mut impl Read, w: &mut impl Write) -> io::Result<String> {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 18];
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        h.update(&buf[..n]);
+        w.write_all(&buf[..n])?;
+    }
+    Ok(hex::encode(h.finalize()))
 }
 
 fn now() -> i64 {
@@ -801,8 +857,14 @@ mod tests {
         };
         assert_eq!(store.want(key, &m1).expect("want"), vec!["a", "d/b"]);
         let lock = store.lock(key).expect("lock");
-        lock.apply(&upload(&m1, &[("a", b"1"), ("d/b", b"22")])[..])
+        let applied = lock
+            .apply(&upload(&m1, &[("a", b"1"), ("d/b", b"22")])[..])
             .expect("apply");
+        // sha256("22")
+        assert_eq!(
+            applied.digests.get("d/b").map(String::as_str),
+            Some("785f3ec7eb32f30b90cd0fcf3657d388b5ff4297f2f9716ff66e9b69c05ddd09")
+        );
         let tree = lock.tree();
         drop(lock);
         assert_eq!(std::fs::read(tree.join("d/b")).expect("read"), b"22");

@@ -262,6 +262,9 @@ pub struct Meta {
 /// second as it was hashed is always hashed again.
 pub struct DigestCache {
     pub dir: PathBuf,
+    /// Digests known for certain (path in the root → hex sha256): a kept context's files,
+    /// hashed as the daemon wrote them.
+    pub known: std::sync::Arc<std::collections::HashMap<String, String>>,
 }
 
 impl DigestCache {
@@ -283,6 +286,9 @@ impl DigestCache {
     }
 
     fn get(&self, rel: &str, md: &std::fs::Metadata) -> Option<String> {
+        if let Some(d) = self.known.get(rel) {
+            return Some(d.clone());
+        }
         let text = std::fs::read_to_string(self.dir.join(Self::key(rel, md))).ok()?;
         let (at, digest) = text.split_once(' ')?;
         let at: i64 = at.parse().ok()?;
@@ -884,6 +890,7 @@ mod tests {
         std::fs::create_dir_all(&root).unwrap();
         let cache = DigestCache {
             dir: d.join("cache"),
+            known: Default::default(),
         };
         let f = root.join("f");
         std::fs::write(&f, "one").unwrap();

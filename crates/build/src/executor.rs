@@ -129,6 +129,8 @@ pub struct Options {
     pub labels: Vec<(String, String)>,
     /// Ignore the layer cache (`--no-cache`).
     pub no_cache: bool,
+    /// Content digests of context files known without reading them (path → hex sha256).
+    pub context_digests: std::sync::Arc<std::collections::HashMap<String, String>>,
 }
 
 /// Build args Docker accepts without an `ARG` (never warned about as unused).
@@ -1240,10 +1242,10 @@ impl Run<'_> {
                 "When using {instr} with more than one source file, the destination must be a directory and end with a /"
             ));
         }
-        let files = self
-            .exec
-            .digest_cache_dir()
-            .map(|dir| copy::DigestCache { dir });
+        let files = self.exec.digest_cache_dir().map(|dir| copy::DigestCache {
+            dir,
+            known: self.opts.context_digests.clone(),
+        });
         let cache = files.as_ref().filter(|_| kind == SourceKind::Context);
         let digest = copy::digest(&found, &root, cache).map_err(msg)?;
         let key = cache_key(&[

@@ -50,11 +50,12 @@ pub async fn build(State(d): State<Shared>, req: Request) -> ApiResult<Response>
         .filter(|f| !f.is_empty())
         .unwrap_or_else(|| "Dockerfile".into());
     let quiet = parse_bool(first(&pairs, "q").as_deref());
-    let opts = executor::Options {
+    let mut opts = executor::Options {
         target: first(&pairs, "target").filter(|t| !t.is_empty()),
         build_args: json_map(first(&pairs, "buildargs"))?,
         labels: json_map(first(&pairs, "labels"))?,
         no_cache: parse_bool(first(&pairs, "nocache").as_deref()),
+        context_digests: Default::default(),
     };
     let network = first(&pairs, "networkmode").filter(|n| !n.is_empty() && n != "default");
     let always_pull = parse_bool(first(&pairs, "pull").as_deref());
@@ -74,6 +75,8 @@ pub async fn build(State(d): State<Shared>, req: Request) -> ApiResult<Response>
         Some(key) => receive_incremental(&d, &key, req.into_body()).await?,
         None => receive_tar(&tmp, req.into_body()).await?,
     };
+    let mut received = received;
+    opts.context_digests = std::sync::Arc::new(std::mem::take(&mut received.digests));
     let ctx = received.dir.clone();
     let src = match received.dockerfile.clone() {
         Some(s) => Ok(s),
@@ -234,6 +237,8 @@ struct Received {
     dir: std::path::PathBuf,
     /// The Dockerfile when the client sent it beside the context (it lives outside it).
     dockerfile: Option<String>,
+    /// Content digests of its files, where known (a kept context's).
+    digests: std::collections::HashMap<String, String>,
     /// A kept context is held until the build ends.
     lock: Option<ContextLock>,
 }
@@ -270,6 +275,7 @@ async fn receive_tar(tmp: &std::path::Path, body: Body) -> ApiResult<Received> {
     Ok(Received {
         dir: ctx,
         dockerfile: None,
+        digests: Default::default(),
         lock: None,
     })
 }
@@ -293,10 +299,11 @@ async fn receive_incremental(d: &Shared, key: &str, body: Body) -> ApiResult<Rec
     let key = key.to_string();
     tokio::task::spawn_blocking(move || -> Result<Received, ContextError> {
         let lock = store.lock(&key)?;
-        let manifest = lock.apply(body)?;
+        let applied = lock.apply(body)?;
         Ok(Received {
             dir: lock.tree(),
-            dockerfile: manifest.dockerfile,
+            dockerfile: applied.manifest.dockerfile,
+            digests: applied.digests,
             lock: Some(lock),
         })
     })

@@ -70,16 +70,13 @@ pub async fn spawn(d: &Daemon, id: &str, open_stdin: bool) -> Result<i64, Create
         message: m,
         exit_code: 125,
     };
-    for dir in [
-        &state_dir,
-        &socket.parent().unwrap_or(Path::new("/")).to_path_buf(),
-    ] {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
+    // A few quick metadata calls, made in place: through tokio::fs each would be a trip to
+    // the blocking pool on `run`'s path.
+    for dir in [&state_dir, socket.parent().unwrap_or(Path::new("/"))] {
+        std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
     }
-    let _ = tokio::fs::remove_file(state_dir.join("exit.json")).await;
-    let _ = tokio::fs::remove_file(&socket).await;
+    let _ = std::fs::remove_file(state_dir.join("exit.json"));
+    let _ = std::fs::remove_file(&socket);
     let stderr =
         std::fs::File::create(state_dir.join("shim.log")).map_err(|e| fail(e.to_string()))?;
     let mut cmd = tokio::process::Command::new(&d.shim);

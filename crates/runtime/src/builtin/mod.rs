@@ -186,11 +186,15 @@ pub fn create(
     drop(io);
     drop(gate);
     let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
-    if let Err(e) = cgroup.create(resources).and_then(|_| cgroup.join(child)).and_then(|_| {
-        rustix::io::write(&joined_write, b"J")
-            .map(drop)
-            .map_err(|e| RuntimeError::syscall("signal cgroup joined", e))
-    }) {
+    if let Err(e) = cgroup
+        .create(resources)
+        .and_then(|_| cgroup.join(child))
+        .and_then(|_| {
+            rustix::io::write(&joined_write, b"J")
+                .map(drop)
+                .map_err(|e| RuntimeError::syscall("signal cgroup joined", e))
+        })
+    {
         // The child sees EOF instead of the byte and exits; it must not run outside its cgroup.
         let _ = sys::kill(child, libc::SIGKILL);
         reap(child);

@@ -411,14 +411,23 @@ impl TestDaemon {
 
     fn cleanup(&mut self) {
         self.kill_daemon();
-        let ids = self.container_ids();
+        let mut ids = self.container_ids();
+        // A removed (--rm) container has no dir left, but its shim may still be about to rmdir
+        // its cgroups when it is killed below: its --id names them.
+        let needle = self.dir.to_string_lossy().into_owned();
+        ids.extend(
+            processes_mentioning(&needle)
+                .into_iter()
+                .filter_map(shim_container_id),
+        );
+        ids.sort();
+        ids.dedup();
         let cgroups = container_cgroups(&ids);
         // Frozen (paused) tasks do not die until thawed.
         for cg in &cgroups {
             let _ = fs::write(cg.join("freezer.state"), "THAWED");
             let _ = fs::write(cg.join("cgroup.freeze"), "0");
         }
-        let needle = self.dir.to_string_lossy().into_owned();
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let mut victims = processes_mentioning(&needle);
@@ -682,6 +691,22 @@ fn processes_mentioning(needle: &str) -> Vec<i32> {
                 .unwrap_or(false)
         })
         .collect()
+}
+
+/// The container id a berth-shim process serves (`--id ID` on its command line).
+fn shim_container_id(pid: i32) -> Option<String> {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<String> = raw
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    if !args.first()?.ends_with("berth-shim") {
+        return None;
+    }
+    let i = args.iter().position(|a| a == "--id")?;
+    args.get(i + 1)
+        .filter(|id| id.len() >= 12 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .cloned()
 }
 
 /// Every `/sys/fs/cgroup/<hierarchy>/berth/<id>` that exists for these containers.

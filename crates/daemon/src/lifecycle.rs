@@ -509,7 +509,7 @@ pub(crate) async fn start_locked(d: &Shared, c: &Arc<Container>) -> ApiResult<bo
     let sandbox = match &d.networks {
         Some(nets) if crate::networking::wants_sandbox(d, &rec) => Some(match nets.take_spare() {
             Some(s) => s,
-            None => tokio::task::spawn_blocking(berth_network::netns::Sandbox::create)
+            None => tokio::task::spawn_blocking(berth_runtime::netns::Sandbox::create)
                 .await?
                 .map_err(|e| ApiError::internal(format!("network namespace: {e}")))?,
         }),

@@ -7,8 +7,8 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::paths::write_atomic;
-use berth_network::netns::Sandbox;
 use berth_network::{dns, ipam, link, nft, Subnet};
+use berth_runtime::netns::Sandbox;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -571,14 +571,7 @@ impl Networks {
                 drop(nets);
                 // The interface disappears inside before the answer (docker network disconnect).
                 if let Some(ep) = m.endpoint {
-                    let r = if ep.host_index > 0 {
-                        link::delete_index(ep.host_index)
-                    } else {
-                        link::detach(&ep.host_if)
-                    };
-                    if let Err(e) = r {
-                        tracing::warn!("removing {}: {e}", ep.host_if);
-                    }
+                    remove_host_link(&ep);
                     if !ep.ports.is_empty() {
                         if let Err(e) = self.refresh_rules() {
                             tracing::warn!("nftables: {e}");
@@ -785,14 +778,7 @@ impl Networks {
         if !gone.is_empty() {
             std::thread::spawn(move || {
                 for ep in gone {
-                    let r = if ep.host_index > 0 {
-                        link::delete_index(ep.host_index)
-                    } else {
-                        link::detach(&ep.host_if)
-                    };
-                    if let Err(e) = r {
-                        tracing::warn!("removing {}: {e}", ep.host_if);
-                    }
+                    remove_host_link(&ep);
                 }
             });
         }
@@ -1261,6 +1247,19 @@ fn resolve_host_gateway(hosts: &std::path::Path, gw: Ipv4Addr) -> ApiResult<()> 
     }
     std::fs::write(hosts, out)?;
     Ok(())
+}
+
+/// Delete an endpoint's veth pair through its host end (by index where known, so a restart
+/// that re-created the same name is not hit).
+fn remove_host_link(ep: &Endpoint) {
+    let r = if ep.host_index > 0 {
+        link::delete_index(ep.host_index)
+    } else {
+        link::detach(&ep.host_if)
+    };
+    if let Err(e) = r {
+        tracing::warn!("removing {}: {e}", ep.host_if);
+    }
 }
 
 /// `--network container:<name|id>`: the network namespace of that container, which must run.

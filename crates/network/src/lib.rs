@@ -6,7 +6,6 @@
 pub mod dns;
 pub mod ipam;
 pub mod link;
-pub mod netns;
 pub mod nft;
 
 pub use ipam::Subnet;

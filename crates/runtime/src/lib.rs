@@ -17,6 +17,7 @@ pub mod cli;
 pub mod error;
 pub mod external;
 pub mod io;
+pub mod netns;
 pub mod seccomp;
 pub mod shim_protocol;
 pub mod spec;

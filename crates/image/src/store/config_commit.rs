@@ -30,16 +30,7 @@ impl ImageStore {
         run_config: RunConfig,
         created_by: String,
     ) -> Result<Digest> {
-        let base = match parent {
-            Some(p) => Some(
-                self.read_index()
-                    .images
-                    .get(p)
-                    .cloned()
-                    .ok_or_else(|| ImageError::NotFound(p.to_string()))?,
-            ),
-            None => None,
-        };
+        let base = self.parent_image(parent)?;
         let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
         let mut config = base
             .as_ref()
@@ -187,16 +178,7 @@ impl ImageStore {
         run_config: RunConfig,
         created_by: String,
     ) -> Result<Digest> {
-        let base = match parent {
-            Some(p) => Some(
-                self.read_index()
-                    .images
-                    .get(p)
-                    .cloned()
-                    .ok_or_else(|| ImageError::NotFound(p.to_string()))?,
-            ),
-            None => None,
-        };
+        let base = self.parent_image(parent)?;
         let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
         let mut config = base
             .as_ref()
@@ -243,6 +225,19 @@ impl ImageStore {
             self.rollback_txn(&txn);
         }
         res
+    }
+
+    /// The image a commit builds on (its record and config), when it has a parent.
+    fn parent_image(&self, parent: Option<&Digest>) -> Result<Option<(ImageMeta, ImageConfig)>> {
+        parent
+            .map(|p| {
+                self.read_index()
+                    .images
+                    .get(p)
+                    .cloned()
+                    .ok_or_else(|| ImageError::NotFound(p.to_string()))
+            })
+            .transpose()
     }
 }
 

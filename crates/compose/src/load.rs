@@ -347,6 +347,26 @@ pub fn load_project(opts: &Options) -> Result<Project, Error> {
     Ok(project)
 }
 
+/// Makes a service's `develop.watch` paths absolute from `dir`; returns the rules.
+pub(crate) fn resolve_watch_paths<'a>(
+    o: &'a mut Map<String, Value>,
+    dir: &Path,
+) -> &'a mut [Value] {
+    let Some(rules) = o
+        .get_mut("develop")
+        .and_then(|d| d.get_mut("watch"))
+        .and_then(Value::as_array_mut)
+    else {
+        return &mut [];
+    };
+    for w in rules.iter_mut() {
+        if let Some(p) = w.get("path").and_then(Value::as_str) {
+            w["path"] = json!(clean(&absolute(dir, Path::new(p))).display().to_string());
+        }
+    }
+    rules
+}
+
 pub(crate) fn absolute(cwd: &Path, p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
@@ -1048,14 +1068,7 @@ fn normalize_service(
         o.insert("sysctls".into(), json!(m));
     }
     // develop.watch: paths from the project directory, an `exec` with no command.
-    let watch = o
-        .get_mut("develop")
-        .and_then(|d| d.get_mut("watch"))
-        .and_then(Value::as_array_mut);
-    for w in watch.into_iter().flatten() {
-        if let Some(p) = w.get("path").and_then(Value::as_str) {
-            w["path"] = json!(clean(&absolute(dir, Path::new(p))).display().to_string());
-        }
+    for w in resolve_watch_paths(o, dir) {
         if w.get("exec").is_none() {
             w["exec"] = json!({ "command": null });
         }

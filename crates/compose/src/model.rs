@@ -7,7 +7,10 @@ use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
-use crate::load::{absolute, clean, parse_port, parse_volume, resolve_host_path, scalar_string};
+use crate::load::{
+    absolute, clean, parse_port, parse_volume, resolve_host_path, resolve_watch_paths,
+    scalar_string,
+};
 
 /// `doc`: the merged files before normalisation.
 pub fn uninterpolated(doc: &Value, project: &str, dir: &Path) -> Value {
@@ -115,15 +118,7 @@ fn service(s: &Value, dir: &Path) -> Value {
         }
         o.insert("build".into(), b);
     }
-    let watch = o
-        .get_mut("develop")
-        .and_then(|d| d.get_mut("watch"))
-        .and_then(Value::as_array_mut);
-    for w in watch.into_iter().flatten() {
-        if let Some(p) = w.get("path").and_then(Value::as_str) {
-            w["path"] = json!(clean(&absolute(dir, Path::new(p))).display().to_string());
-        }
-    }
+    resolve_watch_paths(o, dir);
     if let Some(g @ Value::String(_)) = o.get("gpus").cloned() {
         o.insert("gpus".into(), json!([{ "count": g }]));
     }
